@@ -1,0 +1,108 @@
+// offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM. Glue only.
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <pthread.h>
+#include <string>
+#include <vector>
+
+#include "offerd/app/cli.hpp"
+#include "offerd/app/runtime.hpp"
+#include "offerd/obs/log.hpp"
+
+namespace {
+
+const char* getenv_lookup(const char* name) { return std::getenv(name); }
+
+int serve(const std::vector<std::string>& args) {
+    auto cmd = offerd::parse_serve_command(args, getenv_lookup);
+    if (!cmd.config) {
+        (cmd.exit_code == 0 ? std::cout : std::cerr) << cmd.message << '\n';
+        return cmd.exit_code;
+    }
+    // Block the stop signals in every thread; the main thread waits for them with sigwait.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        offerd::logger log(cmd.config->log);
+        offerd::runtime rt(*cmd.config, log);
+        rt.start();
+        for (auto r : {offerd::role::orchestrator, offerd::role::member_data, offerd::role::prediction, offerd::role::offer_engine})
+            if (rt.port(r)) std::cout << "offerd: " << offerd::to_string(r) << " listening on " << rt.base_url(r) << '\n';
+        std::cout.flush();
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        std::cout << "offerd: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " received, draining" << std::endl;
+        rt.shutdown();
+        std::cout << "offerd: stopped" << std::endl;
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "offerd: " << e.what() << '\n';
+        return 1;
+    }
+}
+
+int stream(const std::vector<std::string>& args) {
+    auto cmd = offerd::parse_stream_command(args, getenv_lookup);
+    if (!cmd.config) {
+        (cmd.exit_code == 0 ? std::cout : std::cerr) << cmd.message << '\n';
+        return cmd.exit_code;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr);
+    if (!summary) {
+        std::cerr << "offerd stream: " << summary.error().detail << '\n';
+        return 2;
+    }
+    std::cout << offerd::format_summary(*summary) << std::endl;
+    return summary->failed == 0 && !summary->csv_truncated ? 0 : 1;
+}
+
+int generate(const std::vector<std::string>& args) {
+    auto cmd = offerd::parse_generate_command(args, getenv_lookup);
+    if (!cmd.config) {
+        (cmd.exit_code == 0 ? std::cout : std::cerr) << cmd.message << '\n';
+        return cmd.exit_code;
+    }
+    if (cmd.config->output.empty()) {
+        offerd::generate_csv(std::cout, cmd.config->options);
+        std::cout.flush();
+        return std::cout ? 0 : 1;
+    }
+    std::ofstream out(cmd.config->output, std::ios::binary | std::ios::trunc);
+    if (!out) {
+        std::cerr << "offerd generate: cannot write '" << cmd.config->output << "'\n";
+        return 1;
+    }
+    offerd::generate_csv(out, cmd.config->options);
+    out.close();
+    if (!out) {
+        std::cerr << "offerd generate: write to '" << cmd.config->output << "' failed\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    const std::string command = args.empty() ? "" : args.front();
+    if (command == "stream" || command == "generate" || command == "serve") args.erase(args.begin());
+    if (command == "stream") return stream(args);
+    if (command == "generate") return generate(args);
+    if (command == "help" || command == "--help" || command == "-h") {
+        std::cout << offerd::top_level_help();
+        return 0;
+    }
+    if (!command.empty() && command != "serve" && command.front() != '-') {
+        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream or generate; see offerd --help)\n";
+        return 2;
+    }
+    return serve(args);
+}

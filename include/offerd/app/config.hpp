@@ -1,0 +1,50 @@
+// Application configuration: plain structs with documented defaults, validated once at start-up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "offerd/domain/timestamp.hpp"
+#include "offerd/net/http_client.hpp"
+#include "offerd/net/http_server.hpp"
+#include "offerd/obs/log.hpp"
+
+namespace offerd {
+
+enum class role : std::uint8_t { orchestrator = 1, member_data = 2, prediction = 4, offer_engine = 8 };
+inline constexpr std::uint8_t all_roles = 15;
+const char* to_string(role r) noexcept;
+
+struct orchestrator_config {
+    std::string member_data_url;   // empty: this process's member-data listener, else http://HOST:8001
+    std::string prediction_url;    // empty: this process's prediction listener, else http://HOST:8002
+    std::string offer_engine_url;  // empty: this process's offer-engine listener, else http://HOST:8003
+    client_limits upstream;        // per-call timeout 2 s, keep-alive pool per worker
+    std::chrono::milliseconds request_deadline{5'000};
+    std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
+    std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After
+};
+
+struct app_config {
+    std::uint8_t roles = all_roles;
+    std::string host = "127.0.0.1";
+    std::uint16_t orchestrator_port = 8000;
+    std::uint16_t member_data_port = 8001;
+    std::uint16_t prediction_port = 8002;
+    std::uint16_t offer_engine_port = 8003;
+    std::size_t threads = 0;  // 0: one per core
+    server_limits limits;
+    orchestrator_config orchestrator;
+    log_config log;
+    std::chrono::milliseconds throughput_interval{10'000};  // 0 disables the throughput event
+    std::chrono::milliseconds shutdown_timeout{10'000};     // drain budget on SIGINT/SIGTERM
+
+    bool has(role r) const noexcept { return (roles & static_cast<std::uint8_t>(r)) != 0; }
+};
+
+// Parses "all" or a comma-separated list of role names into a bit set.
+result<std::uint8_t> parse_roles(std::string_view text);
+
+}  // namespace offerd

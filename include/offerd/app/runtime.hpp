@@ -1,0 +1,61 @@
+// start_roles: the wiring shared by main and the end-to-end tests. Binds every listener the
+// config asks for, runs them on one io_context per worker thread, shuts down gracefully.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "offerd/app/config.hpp"
+
+namespace offerd {
+
+class http_server;
+class logger;
+class member_store;
+class orchestrator_service;
+
+class runtime {
+public:
+    // Binds all listeners (port 0 picks a free one). Throws std::runtime_error with a one-line
+    // message when a listener cannot bind or an upstream URL is invalid.
+    runtime(const app_config& cfg, logger& log);
+    ~runtime();
+    runtime(const runtime&) = delete;
+    runtime& operator=(const runtime&) = delete;
+
+    // Starts the worker threads and the listeners.
+    void start();
+    // Stops accepting, lets in-flight requests finish (orchestrator first, then the services it
+    // calls) up to cfg.shutdown_timeout, then closes everything and joins the threads. Idempotent.
+    void shutdown();
+
+    // 0 when the role is not running here.
+    std::uint16_t port(role r) const;
+    std::string base_url(role r) const;
+    // The member-data store when that role runs here (tests inspect it), else nullptr.
+    member_store* store() const noexcept { return store_.get(); }
+    std::size_t workers() const noexcept { return workers_.size(); }
+
+private:
+    void start_throughput_reporter();
+
+    app_config cfg_;
+    logger& log_;
+    std::vector<std::unique_ptr<asio::io_context>> workers_;
+    std::vector<asio::io_context*> worker_ptrs_;
+    std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards_;
+    std::vector<std::thread> threads_;
+    std::shared_ptr<member_store> store_;
+    std::unique_ptr<orchestrator_service> orchestrator_;
+    std::unique_ptr<http_server> servers_[4];  // indexed by role bit position
+    struct reporter;
+    std::shared_ptr<reporter> reporter_;
+    bool started_ = false;
+    bool stopped_ = false;
+};
+
+}  // namespace offerd

@@ -1,0 +1,60 @@
+// Explicit JSON <-> domain codecs for every wire type. Decoders are tolerant of extra keys and
+// name the offending field; they fail with errc::bad_json when the text is not JSON and
+// errc::invalid_field when the JSON does not fit the schema or the domain rules.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "offerd/domain/errors.hpp"
+#include "offerd/domain/features.hpp"
+#include "offerd/domain/transaction.hpp"
+
+namespace offerd {
+
+// POST /member/offer and POST /member_data bodies.
+result<transaction> decode_transaction(std::string_view body);
+// Normalized: RFC 3339 UTC timestamp, upper-case type.
+std::string encode_transaction(const transaction& t);
+void append_transaction(std::string& out, const transaction& t);
+
+// GET /member_data/{id} answers. Entries that do not validate are skipped and counted, with
+// the first few reasons kept for the log. Fails if the body is not a JSON array.
+struct decoded_history {
+    std::vector<transaction> items;
+    std::size_t skipped = 0;
+    std::vector<std::string> skip_reasons;  // at most max_skip_reasons
+};
+inline constexpr std::size_t max_skip_reasons = 3;
+result<decoded_history> decode_history(std::string_view body);
+
+// Prediction request: the 8 features with their contract key names.
+std::string encode_features(const member_features& f);
+// DAYS_SINCE_LAST_TRANSACTION must be a non-negative integer (3 or 3.0); the rest finite numbers.
+result<member_features> decode_features(std::string_view body);
+
+// {"prediction": number}
+std::string encode_prediction(double p);
+result<double> decode_prediction(std::string_view body);
+
+// {"ats_prediction": number, "resp_prediction": number}
+struct offer_request {
+    double ats = 0;
+    double resp = 0;
+};
+std::string encode_offer_request(const offer_request& r);
+result<offer_request> decode_offer_request(std::string_view body);
+
+// {"offer": "..."}
+std::string encode_offer(std::string_view offer);
+result<std::string> decode_offer(std::string_view body);
+
+// {"memberId": "...", "offer": "..."}
+std::string encode_member_offer(std::string_view member_id, std::string_view offer);
+
+// {"detail": "..."}
+std::string encode_detail(std::string_view detail);
+
+}  // namespace offerd

@@ -1,0 +1,70 @@
+// Error codes for failures that depend on input or on the outside world, and result<T> to carry them.
+#pragma once
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace offerd {
+
+enum class errc {
+    ok = 0,
+    bad_json,              // body is not JSON (400)
+    invalid_field,         // schema or domain violation, detail names the field (422)
+    body_too_large,        // request body over the limit (413)
+    header_too_large,      // request header over the limit (431)
+    not_found,             // unknown route or entity (404)
+    method_not_allowed,    // known route, wrong method (405)
+    overloaded,            // admission control refused the request (503)
+    deadline_exceeded,     // the request budget ran out before a step could start (504)
+    upstream_timeout,      // an upstream call timed out (504)
+    upstream_unavailable,  // connect refused, reset, unreachable (504)
+    upstream_bad_status,   // upstream answered 5xx or an unexpected status (502)
+    upstream_bad_response, // upstream answered something we cannot parse (502)
+    internal,              // a bug; never leaks details (500)
+};
+
+const std::error_category& offerd_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), offerd_category()}; }
+
+// Stable snake_case name for logs and metrics labels.
+const char* errc_name(errc e) noexcept;
+
+struct failure {
+    errc code = errc::internal;
+    std::string detail;
+};
+
+// A value or a failure. Deliberately small: C++20 has no std::expected.
+template <class T>
+class result {
+public:
+    result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    result(failure f) : v_(std::in_place_index<1>, std::move(f)) {}    // NOLINT(google-explicit-constructor)
+
+    bool has_value() const noexcept { return v_.index() == 0; }
+    explicit operator bool() const noexcept { return has_value(); }
+
+    T& value() & { return std::get<0>(v_); }
+    const T& value() const& { return std::get<0>(v_); }
+    T&& value() && { return std::get<0>(std::move(v_)); }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+
+    const failure& error() const& { return std::get<1>(v_); }
+    failure&& error() && { return std::get<1>(std::move(v_)); }
+
+private:
+    std::variant<T, failure> v_;
+};
+
+inline failure fail(errc code, std::string detail) { return failure{code, std::move(detail)}; }
+
+}  // namespace offerd
+
+template <>
+struct std::is_error_code_enum<offerd::errc> : std::true_type {};

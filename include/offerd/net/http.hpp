@@ -1,0 +1,42 @@
+// HTTP vocabulary shared by the server, the client and the handlers.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <string>
+#include <string_view>
+
+#include "offerd/domain/errors.hpp"
+
+namespace offerd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+// The single completion token: errors come back as values, never as exceptions.
+inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+inline constexpr std::string_view request_id_header = "X-Request-ID";
+inline constexpr std::string_view deadline_header = "X-Request-Deadline-Ms";
+
+// A JSON response with Content-Type set and the body's length prepared.
+response json_response(http::status status, std::string body);
+// {"detail": ...} with the given status.
+response detail_response(http::status status, std::string_view detail);
+
+// The one map from error code to HTTP status.
+http::status status_for(errc e) noexcept;
+// A response for a failure. 5xx bodies carry a generic message, never internals.
+response failure_response(const failure& f);
+
+// 16 hex chars, unique enough for correlating logs; cheap (thread-local PRNG).
+std::string new_request_id();
+
+}  // namespace offerd

@@ -1,0 +1,64 @@
+// A keep-alive HTTP/1.1 client for one upstream. Each instance belongs to one worker io_context
+// and must only be used from that thread: the pool needs no lock.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "offerd/domain/deadline.hpp"
+#include "offerd/net/http.hpp"
+#include "offerd/net/url.hpp"
+
+namespace offerd {
+
+struct client_limits {
+    std::chrono::milliseconds timeout{2'000};  // per call: connect + write + read
+    std::size_t max_idle = 64;                 // idle keep-alive connections kept
+    std::size_t max_response_bytes = 16u << 20;
+};
+
+struct call_options {
+    std::string_view request_id;  // sent as X-Request-ID when not empty
+    deadline until;               // the request's budget; also sent as X-Request-Deadline-Ms
+    std::string_view idempotency_key;  // sent as Idempotency-Key when not empty
+};
+
+class http_client {
+public:
+    http_client(asio::any_io_executor ex, url target, const client_limits& limits);
+    ~http_client();
+    http_client(const http_client&) = delete;
+    http_client& operator=(const http_client&) = delete;
+
+    // Sends one request to target.base_path + path and returns the upstream's response,
+    // whatever its status. Bounded by min(limits.timeout, opts.until). Fails with
+    // upstream_timeout, upstream_unavailable (refused, reset, unresolvable), upstream_bad_response
+    // (unparseable or over max_response_bytes) or deadline_exceeded (no budget left to start).
+    // A pooled connection the peer closed while idle is detected and the call is retried once on
+    // a fresh connection, only when no byte of a response was received.
+    asio::awaitable<result<response>> send(http::verb method, std::string_view path, std::string body,
+                                           const call_options& opts);
+
+    const url& target() const noexcept { return target_; }
+    std::size_t idle_connections() const noexcept { return idle_.size(); }
+
+private:
+    struct connection;
+    asio::awaitable<result<std::unique_ptr<connection>>> connect(std::chrono::steady_clock::duration budget);
+
+    asio::any_io_executor ex_;
+    url target_;
+    std::string host_header_;
+    client_limits limits_;
+    std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
+    std::vector<std::unique_ptr<connection>> idle_;
+};
+
+}  // namespace offerd

@@ -1,0 +1,54 @@
+// A Beast HTTP/1.1 listener: accepts on one thread, serves each connection on one worker
+// io_context (round-robin), every read/write bounded by the limits, handlers via a router.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "offerd/net/router.hpp"
+
+namespace offerd {
+
+class logger;
+
+struct server_limits {
+    std::size_t max_header_bytes = 8 * 1024;    // larger headers: 431
+    std::size_t max_body_bytes = 64 * 1024;     // larger bodies: 413
+    std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
+    std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
+    std::chrono::milliseconds body_timeout{10'000};    // end of headers to end of body
+    std::chrono::milliseconds write_timeout{10'000};
+    std::size_t max_connections = 10'000;       // beyond: accepted and closed at once
+};
+
+class http_server {
+public:
+    // Binds and listens at once, so port 0 works and port() is known before start().
+    // Throws std::runtime_error "cannot listen on HOST:PORT: REASON" when it cannot.
+    http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
+                std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits, logger& log);
+    ~http_server();
+    http_server(const http_server&) = delete;
+    http_server& operator=(const http_server&) = delete;
+
+    std::uint16_t port() const noexcept;
+    const std::string& name() const noexcept;
+    void start();
+    // Stops accepting and closes connections that are idle between requests; connections with a
+    // request in progress finish it and then close. Thread-safe.
+    void stop();
+    std::size_t open_connections() const noexcept;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+}  // namespace offerd

@@ -1,0 +1,75 @@
+// Structured JSON-lines logging on a Boost.Log asynchronous sink (the hot path only enqueues).
+#pragma once
+
+#include <boost/log/sources/logger.hpp>
+#include <boost/shared_ptr.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "offerd/codec/json_writer.hpp"
+#include "offerd/domain/errors.hpp"
+
+namespace offerd {
+
+enum class log_level { debug = 0, info = 1, warn = 2, error = 3, off = 4 };
+const char* to_string(log_level l) noexcept;
+result<log_level> parse_log_level(std::string_view s);
+
+struct log_config {
+    std::string file;                   // empty: stderr
+    log_level level = log_level::info;
+};
+
+// One instance per application (tests run several): it adds its own asynchronous sink to the
+// Boost.Log core, filtered to records from this instance. The sink's queue is bounded (64 Ki
+// records); when a burst overflows it, records are dropped rather than blocking requests.
+// Thread-safe. Throws std::runtime_error when the log file cannot be opened.
+class logger {
+public:
+    explicit logger(const log_config& cfg);
+    ~logger();
+    logger(const logger&) = delete;
+    logger& operator=(const logger&) = delete;
+
+    bool enabled(log_level l) const noexcept { return l >= level_ && level_ != log_level::off; }
+    // line: one complete JSON object without a trailing newline.
+    void write(std::string line);
+    // Blocks until every queued record is written.
+    void flush();
+
+private:
+    struct sink_holder;
+    log_level level_;
+    std::unique_ptr<sink_holder> sink_;
+    boost::log::sources::logger_mt source_;
+};
+
+// Builds one event: {"ts":…,"level":…,"event":…,"request_id":…, fields…}; written on destruction.
+// Costs nothing beyond a branch when the level is disabled.
+class log_event {
+public:
+    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {});
+    ~log_event();
+    log_event(const log_event&) = delete;
+    log_event& operator=(const log_event&) = delete;
+
+    bool active() const noexcept { return log_ != nullptr; }
+
+    template <class T>
+    log_event& with(std::string_view key, const T& value) {
+        if (log_) w_.member(key, value);
+        return *this;
+    }
+    log_event& with(std::string_view key, const std::string& value) { return with(key, std::string_view(value)); }
+    // For nested objects: only valid when active().
+    json_writer& writer() noexcept { return w_; }
+
+private:
+    logger* log_;
+    std::string line_;
+    json_writer w_;
+};
+
+}  // namespace offerd

@@ -1,0 +1,53 @@
+// Typed calls to the three upstream services over per-worker keep-alive clients.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "offerd/codec/wire.hpp"
+#include "offerd/domain/deadline.hpp"
+#include "offerd/net/http_client.hpp"
+
+namespace offerd {
+
+class logger;
+
+struct call_context {
+    std::string_view request_id;
+    deadline until;
+    logger& log;
+};
+
+enum class model : std::uint8_t { ats, resp };
+
+using done = std::monostate;
+
+// Each call maps the upstream's answer to a value or a failure: timeouts and refused
+// connections to upstream_timeout / upstream_unavailable (504), 5xx or an unexpected status to
+// upstream_bad_status (502), an unparseable answer to upstream_bad_response (502). Every
+// failure is logged as an `upstream_error` event with service, path, status or error, attempt.
+// Calls for worker i must run on worker i's io_context.
+class upstreams {
+public:
+    upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
+              const url& offer_engine, const client_limits& limits);
+    ~upstreams();
+
+    // 404 means no history: an empty list.
+    asio::awaitable<result<decoded_history>> fetch_history(std::size_t worker, const std::string& member_id,
+                                                           const call_context& ctx);
+    asio::awaitable<result<double>> predict(std::size_t worker, model m, std::string features_json,
+                                            const call_context& ctx);
+    asio::awaitable<result<std::string>> assign_offer(std::size_t worker, offer_request r, const call_context& ctx);
+    asio::awaitable<result<done>> persist(std::size_t worker, const transaction& t, const call_context& ctx);
+
+private:
+    struct worker_clients;
+    std::vector<std::unique_ptr<worker_clients>> clients_;
+};
+
+}  // namespace offerd

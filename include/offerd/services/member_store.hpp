@@ -1,0 +1,52 @@
+// The member-data service's in-memory store: per-member histories in insertion order.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "offerd/domain/transaction.hpp"
+
+namespace offerd {
+
+// Thread-safe. Members are spread over 64 shards by hash; each shard has its own mutex, held
+// only to append or to serialize one member's history, so threads rarely contend.
+// Records are stored compactly (32 bytes; the member id once per member).
+class member_store {
+public:
+    void append(const transaction& t);
+    // Appends the member's history as a JSON array to out; false (out untouched) when the
+    // member has none.
+    bool history_json(std::string_view member_id, std::string& out) const;
+    std::vector<transaction> history(std::string_view member_id) const;
+    std::size_t members() const;
+    std::size_t transactions() const;
+
+private:
+    struct record {
+        micros ts;
+        double points;
+        double revenue;
+        txn_type type;
+    };
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    struct shard {
+        mutable std::mutex mutex;
+        std::unordered_map<std::string, std::vector<record>, string_hash, std::equal_to<>> members;
+        std::size_t transactions = 0;
+    };
+    static constexpr std::size_t shard_count = 64;
+    shard& shard_for(std::string_view id) const noexcept;
+
+    mutable std::array<shard, shard_count> shards_;
+};
+
+}  // namespace offerd

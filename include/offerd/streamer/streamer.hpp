@@ -1,0 +1,43 @@
+// `offerd stream`: replays a CSV against the orchestrator, in CSV order, windowed, never two
+// requests in flight for the same member.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "offerd/domain/errors.hpp"
+
+namespace offerd {
+
+struct stream_config {
+    std::string csv = "member_data.csv";
+    std::string target = "http://127.0.0.1:8000";  // the orchestrator's base URL
+    std::size_t concurrency = 16;                  // requests in flight at most
+    bool quiet = false;                            // no per-row output
+    std::chrono::milliseconds timeout{10'000};     // per request
+};
+
+struct stream_summary {
+    std::uint64_t rows_read = 0;  // data records in the file
+    std::uint64_t sent = 0;
+    std::uint64_t ok = 0;
+    std::uint64_t skipped = 0;    // malformed rows, never sent
+    std::uint64_t failed = 0;     // sent but not answered 200
+    double elapsed_s = 0;
+    double p50_ms = 0, p99_ms = 0;
+    bool csv_truncated = false;   // a CSV syntax error stopped reading early
+};
+
+// Prints each answer (unless quiet) to out, in CSV order; skipped rows and failures to err,
+// one line each naming the line number and memberId. Fails (errc::invalid_field) when the
+// file cannot be read or has no usable header, and (errc::upstream_unavailable) when the
+// target is unreachable before the first row; per-row failures are counted, not returned.
+result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err);
+
+// The summary block printed at the end.
+std::string format_summary(const stream_summary& s);
+
+}  // namespace offerd

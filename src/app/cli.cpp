@@ -1,0 +1,233 @@
+// Boost.Program_options descriptions, env-var fallback and validation for every command.
+#include "offerd/app/cli.hpp"
+
+#include <boost/program_options.hpp>
+#include <sstream>
+
+namespace offerd {
+
+namespace po = boost::program_options;
+
+namespace {
+
+// OFFERD_ + the flag name upper-cased with '-' as '_'.
+std::string env_name(const std::string& flag) {
+    std::string out = "OFFERD_";
+    for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// Runs program_options over args then the environment. Throws po::error on bad input.
+po::variables_map parse(const po::options_description& desc, const std::vector<std::string>& args, const env_lookup& env) {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::parsed_options from_env(&desc);
+    for (const auto& opt : desc.options()) {
+        const std::string& name = opt->long_name();
+        if (name == "help" || vm.count(name)) continue;
+        if (const char* v = env(env_name(name).c_str())) {
+            po::option o;
+            o.string_key = name;
+            o.value.push_back(v);
+            from_env.options.push_back(o);
+        }
+    }
+    po::store(from_env, vm);
+    po::notify(vm);
+    return vm;
+}
+
+template <class Config>
+parsed_command<Config> usage_error(const std::string& command, const std::string& what) {
+    return {std::nullopt, "offerd" + (command.empty() ? "" : " " + command) + ": " + what + " (see --help)", 2};
+}
+
+template <class Config>
+parsed_command<Config> help(const std::string& synopsis, const po::options_description& desc, const std::string& after) {
+    std::ostringstream o;
+    o << synopsis << "\n\n" << desc << after;
+    return {std::nullopt, o.str(), 0};
+}
+
+std::chrono::milliseconds ms(long v) { return std::chrono::milliseconds(v); }
+
+}  // namespace
+
+std::string top_level_help() {
+    return "offerd - real-time member-offer orchestrator\n\n"
+           "Usage:\n"
+           "  offerd [serve] [--role ROLES] [options]   run listeners (default: all four roles)\n"
+           "  offerd stream [--csv FILE] [--target URL] replay a CSV against the orchestrator\n"
+           "  offerd generate [--rows N] [--seed S]     write a deterministic realistic CSV\n"
+           "  offerd <command> --help                   options of a command\n\n"
+           "Roles and default ports: orchestrator 8000, member-data 8001, prediction 8002, offer-engine 8003.\n"
+           "Example:\n"
+           "  offerd --role all &\n"
+           "  curl -s localhost:8000/member/offer -d '{\"memberId\":\"M1\",\"lastTransactionUtcTs\":\"2024-05-01T10:00:00Z\",\n"
+           "       \"lastTransactionType\":\"buy\",\"lastTransactionPointsBought\":120,\"lastTransactionRevenueUsd\":30}'\n";
+}
+
+parsed_command<app_config> parse_serve_command(const std::vector<std::string>& args, const env_lookup& env) {
+    app_config d;  // defaults
+    po::options_description desc("offerd serve options (each also as OFFERD_<NAME>, e.g. OFFERD_ORCHESTRATOR_PORT)");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help")
+        ("role", po::value<std::vector<std::string>>()->composing(),
+         "roles to run: all (default), orchestrator, member-data, prediction, offer-engine; repeat or comma-separate")
+        ("host", po::value<std::string>()->default_value(d.host), "address every listener binds to")
+        ("orchestrator-port", po::value<std::uint16_t>()->default_value(d.orchestrator_port), "orchestrator port (0: any free port)")
+        ("member-data-port", po::value<std::uint16_t>()->default_value(d.member_data_port), "member-data port")
+        ("prediction-port", po::value<std::uint16_t>()->default_value(d.prediction_port), "prediction port")
+        ("offer-engine-port", po::value<std::uint16_t>()->default_value(d.offer_engine_port), "offer-engine port")
+        ("member-data-url", po::value<std::string>(), "member-data base URL for the orchestrator (default: local member-data)")
+        ("prediction-url", po::value<std::string>(), "prediction base URL (default: local prediction)")
+        ("offer-engine-url", po::value<std::string>(), "offer-engine base URL (default: local offer-engine)")
+        ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
+        ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per core)")
+        ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
+        ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn, error or off")
+        ("upstream-timeout-ms", po::value<long>()->default_value(d.orchestrator.upstream.timeout.count()), "timeout of each upstream call")
+        ("request-deadline-ms", po::value<long>()->default_value(d.orchestrator.request_deadline.count()), "budget of a whole offer request")
+        ("pool-size", po::value<std::size_t>()->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
+        ("max-in-flight", po::value<std::size_t>()->default_value(d.orchestrator.max_in_flight), "offer requests in progress before answering 503")
+        ("max-connections", po::value<std::size_t>()->default_value(d.limits.max_connections), "open connections per listener")
+        ("idle-timeout-ms", po::value<long>()->default_value(d.limits.idle_timeout.count()), "keep-alive idle timeout")
+        ("header-timeout-ms", po::value<long>()->default_value(d.limits.header_timeout.count()), "time allowed to send request headers")
+        ("body-timeout-ms", po::value<long>()->default_value(d.limits.body_timeout.count()), "time allowed to send a request body")
+        ("throughput-interval-ms", po::value<long>()->default_value(d.throughput_interval.count()), "period of the throughput log event (0: off)")
+        ("shutdown-timeout-ms", po::value<long>()->default_value(d.shutdown_timeout.count()), "drain budget on SIGINT/SIGTERM");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        vm = parse(desc, args, env);
+    } catch (const po::error& e) {
+        return usage_error<app_config>("", e.what());
+    }
+    if (vm.count("help"))
+        return help<app_config>("Usage: offerd [serve] [options]", desc,
+                                "\nOn SIGINT/SIGTERM offerd stops accepting, drains in-flight requests and exits 0.\n");
+    app_config c;
+    if (vm.count("role")) {
+        std::string joined;
+        for (const auto& r : vm["role"].as<std::vector<std::string>>()) joined += r + ",";
+        auto roles = parse_roles(joined);
+        if (!roles) return usage_error<app_config>("", "--role: " + roles.error().detail);
+        c.roles = *roles;
+    }
+    c.host = vm["host"].as<std::string>();
+    c.orchestrator_port = vm["orchestrator-port"].as<std::uint16_t>();
+    c.member_data_port = vm["member-data-port"].as<std::uint16_t>();
+    c.prediction_port = vm["prediction-port"].as<std::uint16_t>();
+    c.offer_engine_port = vm["offer-engine-port"].as<std::uint16_t>();
+    auto& o = c.orchestrator;
+    for (auto [flag, dst] : {std::pair{"member-data-url", &o.member_data_url}, std::pair{"prediction-url", &o.prediction_url},
+                             std::pair{"offer-engine-url", &o.offer_engine_url}}) {
+        if (!vm.count(flag)) continue;
+        *dst = vm[flag].as<std::string>();
+        if (auto u = parse_url(*dst); !u) return usage_error<app_config>("", std::string("--") + flag + ": " + u.error().detail);
+    }
+    if (vm.count("now")) {
+        auto now = parse_timestamp(vm["now"].as<std::string>());
+        if (!now) return usage_error<app_config>("", "--now: " + now.error().detail);
+        o.now = *now;
+    }
+    c.threads = vm["threads"].as<std::size_t>();
+    if (c.threads > 256) return usage_error<app_config>("", "--threads must be at most 256");
+    if (vm.count("log-file")) c.log.file = vm["log-file"].as<std::string>();
+    auto level = parse_log_level(vm["log-level"].as<std::string>());
+    if (!level) return usage_error<app_config>("", "--log-level: " + level.error().detail);
+    c.log.level = *level;
+    const auto positive_ms = [&](const char* flag, std::chrono::milliseconds& dst, bool zero_ok = false) -> bool {
+        const long v = vm[flag].as<long>();
+        if (v < 0 || (v == 0 && !zero_ok)) return false;
+        dst = ms(v);
+        return true;
+    };
+    for (auto [flag, dst, zero_ok] : {std::tuple{"upstream-timeout-ms", &o.upstream.timeout, false},
+                                      std::tuple{"request-deadline-ms", &o.request_deadline, false},
+                                      std::tuple{"idle-timeout-ms", &c.limits.idle_timeout, false},
+                                      std::tuple{"header-timeout-ms", &c.limits.header_timeout, false},
+                                      std::tuple{"body-timeout-ms", &c.limits.body_timeout, false},
+                                      std::tuple{"throughput-interval-ms", &c.throughput_interval, true},
+                                      std::tuple{"shutdown-timeout-ms", &c.shutdown_timeout, true}})
+        if (!positive_ms(flag, *dst, zero_ok))
+            return usage_error<app_config>("", std::string("--") + flag + " must be " + (zero_ok ? "at least 0" : "positive"));
+    o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
+    o.max_in_flight = vm["max-in-flight"].as<std::size_t>();
+    c.limits.max_connections = vm["max-connections"].as<std::size_t>();
+    if (o.max_in_flight == 0 || c.limits.max_connections == 0)
+        return usage_error<app_config>("", "--max-in-flight and --max-connections must be at least 1");
+    return {c, {}, 0};
+}
+
+parsed_command<stream_config> parse_stream_command(const std::vector<std::string>& args, const env_lookup& env) {
+    stream_config d;
+    po::options_description desc("offerd stream options (each also as OFFERD_<NAME>)");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help")
+        ("csv", po::value<std::string>()->default_value(d.csv), "CSV file with a header naming the five transaction columns")
+        ("target", po::value<std::string>()->default_value(d.target), "orchestrator base URL")
+        ("concurrency", po::value<std::size_t>()->default_value(d.concurrency), "requests in flight at most (never two for one member)")
+        ("quiet,q", po::bool_switch(), "print only skipped rows, failures and the summary")
+        ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        vm = parse(desc, args, env);
+    } catch (const po::error& e) {
+        return usage_error<stream_config>("stream", e.what());
+    }
+    if (vm.count("help"))
+        return help<stream_config>("Usage: offerd stream [--csv FILE] [--target URL] [--concurrency N] [--quiet]", desc,
+                                   "\nSends one POST /member/offer per valid row, in CSV order; malformed rows are skipped\n"
+                                   "with one line each on stderr. Prints each answer, then a summary line.\n"
+                                   "Exit status: 0 when no row failed, 1 when some failed, 2 on usage errors or an\n"
+                                   "unreachable target.\n");
+    stream_config c;
+    c.csv = vm["csv"].as<std::string>();
+    c.target = vm["target"].as<std::string>();
+    if (auto u = parse_url(c.target); !u) return usage_error<stream_config>("stream", "--target: " + u.error().detail);
+    c.concurrency = vm["concurrency"].as<std::size_t>();
+    if (c.concurrency == 0 || c.concurrency > 4096) return usage_error<stream_config>("stream", "--concurrency must be between 1 and 4096");
+    c.quiet = vm["quiet"].as<bool>();
+    const long t = vm["timeout-ms"].as<long>();
+    if (t <= 0) return usage_error<stream_config>("stream", "--timeout-ms must be positive");
+    c.timeout = ms(t);
+    return {c, {}, 0};
+}
+
+parsed_command<generate_config> parse_generate_command(const std::vector<std::string>& args, const env_lookup& env) {
+    generator_options d;
+    po::options_description desc("offerd generate options");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help")
+        ("rows", po::value<std::uint64_t>()->default_value(d.rows), "data rows to write")
+        ("seed", po::value<std::uint64_t>()->default_value(d.seed), "seed: the same seed gives the same bytes")
+        ("members", po::value<std::uint64_t>()->default_value(0), "distinct members (0: about rows/5)")
+        ("malformed-share", po::value<double>()->default_value(d.malformed_share), "share of deliberately malformed rows")
+        ("output,o", po::value<std::string>(), "file to write (default: stdout)");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        vm = parse(desc, args, env);
+    } catch (const po::error& e) {
+        return usage_error<generate_config>("generate", e.what());
+    }
+    if (vm.count("help"))
+        return help<generate_config>("Usage: offerd generate [--rows N] [--seed S] [-o FILE]", desc,
+                                     "\nThe repo's member_data.csv is `offerd generate --rows 5000 --seed 42`.\n");
+    generate_config c;
+    c.options.rows = vm["rows"].as<std::uint64_t>();
+    c.options.seed = vm["seed"].as<std::uint64_t>();
+    c.options.members = vm["members"].as<std::uint64_t>();
+    c.options.malformed_share = vm["malformed-share"].as<double>();
+    if (!(c.options.malformed_share >= 0 && c.options.malformed_share <= 1))
+        return usage_error<generate_config>("generate", "--malformed-share must be between 0 and 1");
+    if (vm.count("output")) c.output = vm["output"].as<std::string>();
+    return {c, {}, 0};
+}
+
+}  // namespace offerd

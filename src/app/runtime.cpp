@@ -1,0 +1,147 @@
+// Runtime wiring and graceful shutdown.
+#include "offerd/app/runtime.hpp"
+
+#include <bit>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <stdexcept>
+
+#include "offerd/net/http_server.hpp"
+#include "offerd/obs/log.hpp"
+#include "offerd/orchestrator/orchestrator_service.hpp"
+#include "offerd/services/member_store.hpp"
+#include "offerd/services/services.hpp"
+
+namespace offerd {
+
+namespace {
+std::size_t slot(role r) { return static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(r))); }
+
+url upstream_url(const std::string& configured, const char* flag, const std::string& host, std::uint16_t local_port) {
+    if (configured.empty()) return url{host == "0.0.0.0" ? "127.0.0.1" : host, local_port, ""};
+    auto u = parse_url(configured);
+    if (!u) throw std::runtime_error(std::string("invalid ") + flag + ": " + u.error().detail);
+    return *u;
+}
+}  // namespace
+
+struct runtime::reporter {
+    explicit reporter(asio::io_context& ctx) : timer(ctx) {}
+    asio::steady_timer timer;
+    bool stopped = false;  // touched only on the timer's worker
+};
+
+runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
+    std::size_t n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < n; ++i) {
+        workers_.push_back(std::make_unique<asio::io_context>(1));
+        worker_ptrs_.push_back(workers_.back().get());
+    }
+    const auto listen = [&](role r, std::uint16_t port, std::shared_ptr<const router> routes) {
+        servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
+                                                          cfg_.limits, log_);
+    };
+    if (cfg_.has(role::member_data)) {
+        store_ = std::make_shared<member_store>();
+        listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
+    }
+    if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router());
+    if (cfg_.has(role::offer_engine)) listen(role::offer_engine, cfg_.offer_engine_port, make_offer_engine_router());
+    if (cfg_.has(role::orchestrator)) {
+        const auto local = [&](role r, std::uint16_t fallback) { return port(r) ? port(r) : fallback; };
+        const orchestrator_urls urls{
+            upstream_url(cfg_.orchestrator.member_data_url, "--member-data-url", cfg_.host, local(role::member_data, 8001)),
+            upstream_url(cfg_.orchestrator.prediction_url, "--prediction-url", cfg_.host, local(role::prediction, 8002)),
+            upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003)),
+        };
+        orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_);
+        listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
+    }
+}
+
+runtime::~runtime() { shutdown(); }
+
+std::uint16_t runtime::port(role r) const {
+    const auto& s = servers_[slot(r)];
+    return s ? s->port() : 0;
+}
+
+std::string runtime::base_url(role r) const {
+    const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
+    return "http://" + host + ":" + std::to_string(port(r));
+}
+
+void runtime::start() {
+    if (started_) return;
+    started_ = true;
+    for (auto& w : workers_) guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->get_executor()));
+    for (auto& s : servers_)
+        if (s) s->start();
+    if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
+    for (auto& w : workers_) threads_.emplace_back([ctx = w.get()] { ctx->run(); });
+    for (role r : {role::orchestrator, role::member_data, role::prediction, role::offer_engine})
+        if (port(r)) log_event(log_, log_level::info, "listening").with("role", to_string(r)).with("url", base_url(r));
+}
+
+void runtime::start_throughput_reporter() {
+    reporter_ = std::make_shared<reporter>(*workers_.front());
+    auto loop = [](std::shared_ptr<reporter> rep, orchestrator_service* orch, logger* log,
+                   std::chrono::milliseconds interval) -> asio::awaitable<void> {
+        auto last = std::chrono::steady_clock::now();
+        while (!rep->stopped) {
+            rep->timer.expires_after(interval);
+            co_await rep->timer.async_wait(nothrow);
+            const auto now = std::chrono::steady_clock::now();
+            const double secs = std::chrono::duration<double>(now - last).count();
+            last = now;
+            const pipeline_window w = orch->metrics().take();
+            log_event e(*log, log_level::info, "throughput");
+            if (!e.active()) continue;
+            e.with("window_s", secs).with("count", w.count).with("ok", w.ok).with("errors", w.errors);
+            e.with("req_per_s", secs > 0 ? static_cast<double>(w.count) / secs : 0.0);
+            e.with("in_flight", static_cast<std::uint64_t>(orch->in_flight()));
+            json_writer& j = e.writer();
+            j.key("latency_us").begin_object();
+            for (std::size_t i = 0; i < step_count; ++i) {
+                const latency_histogram& h = w.steps[i];
+                j.key(to_string(static_cast<step>(i))).begin_object();
+                j.member("count", h.count()).member("p50", h.percentile(0.5)).member("p99", h.percentile(0.99)).member("max", h.max());
+                j.end_object();
+            }
+            j.end_object();
+        }
+    };
+    asio::co_spawn(*workers_.front(), loop(reporter_, orchestrator_.get(), &log_, cfg_.throughput_interval), asio::detached);
+}
+
+void runtime::shutdown() {
+    if (stopped_) return;
+    stopped_ = true;
+    if (started_) {
+        const auto give_up = std::chrono::steady_clock::now() + cfg_.shutdown_timeout;
+        const auto drain = [&](http_server& s) {
+            s.stop();
+            while (s.open_connections() > 0 && std::chrono::steady_clock::now() < give_up)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        };
+        // The orchestrator first: its in-flight requests still need the services.
+        if (auto& o = servers_[slot(role::orchestrator)]) drain(*o);
+        for (auto& s : servers_)
+            if (s) drain(*s);
+        if (reporter_)
+            asio::post(*workers_.front(), [rep = reporter_] {
+                rep->stopped = true;
+                rep->timer.cancel();
+            });
+        // Without work guards each worker returns once its remaining operations complete; every
+        // one of them is bounded by a timeout, so this terminates.
+        guards_.clear();
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
+    log_.flush();
+}
+
+}  // namespace offerd

@@ -1,0 +1,143 @@
+// JSON writer.
+#include "offerd/codec/json_writer.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+
+namespace offerd {
+
+void append_json_number(std::string& out, double d) {
+    if (!std::isfinite(d)) {
+        out += "null";
+        return;
+    }
+    if (d == 0) d = 0;  // no "-0"
+    std::array<char, 32> buf{};
+    const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), d);
+    out.append(buf.data(), res.ptr);
+}
+
+namespace {
+// Length of a valid UTF-8 sequence starting at s[i], or 0.
+std::size_t utf8_length(std::string_view s, std::size_t i) noexcept {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    if (c < 0x80) return 1;
+    if ((c & 0xE0) == 0xC0 && c >= 0xC2) n = 2;
+    else if ((c & 0xF0) == 0xE0) n = 3;
+    else if ((c & 0xF8) == 0xF0 && c <= 0xF4) n = 4;
+    else return 0;
+    if (i + n > s.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+    return n;
+}
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                out += "\\u00";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else {
+            const std::size_t n = utf8_length(s, i);
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+        }
+    }
+    out += '"';
+}
+
+void json_writer::separate() {
+    if (need_comma_) out_ += ',';
+    need_comma_ = true;
+}
+
+json_writer& json_writer::open(char c) {
+    separate();
+    out_ += c;
+    need_comma_ = false;
+    return *this;
+}
+
+json_writer& json_writer::close(char c) {
+    out_ += c;
+    need_comma_ = true;
+    return *this;
+}
+
+json_writer& json_writer::key(std::string_view k) {
+    separate();
+    append_json_string(out_, k);
+    out_ += ':';
+    need_comma_ = false;
+    return *this;
+}
+
+json_writer& json_writer::value(std::string_view s) {
+    separate();
+    append_json_string(out_, s);
+    return *this;
+}
+
+json_writer& json_writer::value(double d) {
+    separate();
+    append_json_number(out_, d);
+    return *this;
+}
+
+json_writer& json_writer::value(std::int64_t i) {
+    separate();
+    out_ += std::to_string(i);
+    return *this;
+}
+
+json_writer& json_writer::value(std::uint64_t i) {
+    separate();
+    out_ += std::to_string(i);
+    return *this;
+}
+
+json_writer& json_writer::value(bool b) {
+    separate();
+    out_ += b ? "true" : "false";
+    return *this;
+}
+
+json_writer& json_writer::null() {
+    separate();
+    out_ += "null";
+    return *this;
+}
+
+json_writer& json_writer::raw(std::string_view json) {
+    separate();
+    out_ += json;
+    return *this;
+}
+
+}  // namespace offerd

@@ -1,0 +1,118 @@
+// Upstream HTTP client with a per-thread keep-alive pool.
+#include "offerd/net/http_client.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace offerd {
+
+using tcp = asio::ip::tcp;
+
+struct http_client::connection {
+    explicit connection(const asio::any_io_executor& ex) : stream(ex) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+};
+
+namespace {
+
+failure map_error(const beast::error_code& ec, const url& target, std::string_view step) {
+    const std::string where = target.host_header() + " (" + std::string(step) + ")";
+    if (ec == beast::error::timeout) return fail(errc::upstream_timeout, "upstream " + where + " timed out");
+    if (ec == http::error::body_limit || ec == http::error::header_limit)
+        return fail(errc::upstream_bad_response, "upstream " + where + " answered too much");
+    if (ec.category() == beast::http::make_error_code(http::error::bad_version).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message)
+        return fail(errc::upstream_bad_response, "upstream " + where + " answered malformed HTTP");
+    return fail(errc::upstream_unavailable, "upstream " + where + " unavailable: " + ec.message());
+}
+
+bool stale_connection_error(const beast::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == http::error::partial_message;
+}
+
+std::chrono::milliseconds to_ms(std::chrono::steady_clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+}  // namespace
+
+http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits)
+    : ex_(std::move(ex)), target_(std::move(target)), host_header_(target_.host_header()), limits_(limits) {}
+
+http_client::~http_client() = default;
+
+asio::awaitable<result<std::unique_ptr<http_client::connection>>> http_client::connect(
+    std::chrono::steady_clock::duration budget) {
+    if (endpoints_.empty()) {
+        tcp::resolver resolver(ex_);
+        auto [ec, results] = co_await resolver.async_resolve(target_.host, std::to_string(target_.port),
+                                                              tcp::resolver::numeric_service, nothrow);
+        if (ec) co_return fail(errc::upstream_unavailable, "upstream " + host_header_ + " cannot be resolved: " + ec.message());
+        for (const auto& r : results) endpoints_.push_back(r.endpoint());
+    }
+    auto c = std::make_unique<connection>(ex_);
+    c->stream.expires_after(budget);
+    auto [ec, ep] = co_await c->stream.async_connect(endpoints_, nothrow);
+    if (ec) co_return map_error(ec, target_, "connect");
+    beast::error_code ignored;
+    c->stream.socket().set_option(tcp::no_delay(true), ignored);
+    co_return c;
+}
+
+asio::awaitable<result<response>> http_client::send(http::verb method, std::string_view path, std::string body,
+                                                    const call_options& opts) {
+    request req{method, target_.base_path + std::string(path), 11};
+    req.set(http::field::host, host_header_);
+    if (!body.empty()) req.set(http::field::content_type, "application/json");
+    if (!opts.request_id.empty()) req.set(request_id_header, opts.request_id);
+    if (!opts.idempotency_key.empty()) req.set("Idempotency-Key", opts.idempotency_key);
+    req.body() = std::move(body);
+    req.prepare_payload();
+
+    for (int attempt = 0;; ++attempt) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto budget = opts.until.budget(limits_.timeout, now);
+        if (budget <= std::chrono::steady_clock::duration::zero())
+            co_return fail(errc::deadline_exceeded, "request deadline exceeded before calling " + host_header_);
+        if (opts.until.at() != std::chrono::steady_clock::time_point::max())
+            req.set(deadline_header, std::to_string(to_ms(opts.until.remaining(now)).count()));
+
+        std::unique_ptr<connection> c;
+        const bool reused = !idle_.empty();
+        if (reused) {
+            c = std::move(idle_.back());
+            idle_.pop_back();
+        } else {
+            auto fresh = co_await connect(budget);
+            if (!fresh) co_return std::move(fresh).error();
+            c = std::move(fresh).value();
+        }
+        c->stream.expires_after(budget);
+        auto [wec, wn] = co_await http::async_write(c->stream, req, nothrow);
+        if (wec) {
+            if (reused && attempt == 0 && stale_connection_error(wec)) continue;
+            co_return map_error(wec, target_, "write");
+        }
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(limits_.max_response_bytes);
+        auto [rec, rn] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
+        if (rec) {
+            if (reused && attempt == 0 && !parser.got_some() && stale_connection_error(rec)) continue;
+            co_return map_error(rec, target_, "read");
+        }
+        response res = parser.release();
+        if (res.keep_alive() && idle_.size() < limits_.max_idle) {
+            c->stream.expires_never();
+            idle_.push_back(std::move(c));
+        }
+        co_return res;
+    }
+}
+
+}  // namespace offerd

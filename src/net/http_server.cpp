@@ -1,0 +1,210 @@
+// The listener and the per-connection session loop.
+#include "offerd/net/http_server.hpp"
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_set>
+#include <vector>
+
+#include "offerd/obs/log.hpp"
+
+namespace offerd {
+
+using tcp = asio::ip::tcp;
+
+namespace {
+struct connection {
+    explicit connection(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    bool busy = false;  // a request is being handled; only touched on the connection's worker
+};
+}  // namespace
+
+// Shared by the listener and its sessions so that sessions may outlive the http_server object.
+// connections is guarded by mutex; each connection's fields are touched only on its worker.
+struct http_server::state {
+    std::string name;
+    std::vector<asio::io_context*> workers;
+    tcp::acceptor acceptor;
+    std::shared_ptr<const router> routes;
+    server_limits limits;
+    logger& log;
+    std::atomic<bool> stopping{false};
+    std::atomic<std::size_t> open{0};
+    std::size_t next_worker = 0;  // accept loop only
+    std::mutex mutex;
+    std::unordered_set<std::shared_ptr<connection>> connections;
+
+    state(std::string n, std::span<asio::io_context* const> w, std::shared_ptr<const router> r,
+          const server_limits& l, logger& lg)
+        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg) {}
+};
+
+namespace {
+
+using state_ptr = std::shared_ptr<http_server::state>;
+
+// Writes an error answer for a request we could not read, then closes.
+asio::awaitable<void> reject(connection& c, const http_server::state& s, http::status status, std::string_view detail) {
+    response res = detail_response(status, detail);
+    res.keep_alive(false);
+    res.set(request_id_header, new_request_id());
+    c.stream.expires_after(s.limits.write_timeout);
+    co_await http::async_write(c.stream, res, nothrow);
+}
+
+asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
+    beast::flat_buffer buffer;
+    const server_limits& lim = s->limits;
+    for (;;) {
+        if (buffer.size() == 0) {
+            if (s->stopping.load(std::memory_order_relaxed)) break;
+            // Wait for the next request's first bytes under the idle timeout.
+            c->stream.expires_after(lim.idle_timeout);
+            auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), nothrow);
+            if (ec) co_return;
+            buffer.commit(n);
+        }
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
+        parser.body_limit(lim.max_body_bytes);
+        c->stream.expires_after(lim.header_timeout);
+        auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser, nothrow);
+        if (hec == http::error::header_limit) co_return co_await reject(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
+        if (hec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+        if (hec == beast::error::timeout || hec == http::error::end_of_stream || hec == asio::error::eof) co_return;
+        if (hec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
+        if (!parser.is_done()) {
+            if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> cont{http::status::continue_, 11};
+                c->stream.expires_after(lim.write_timeout);
+                if (auto [ec, n] = co_await http::async_write(c->stream, cont, nothrow); ec) co_return;
+            }
+            c->stream.expires_after(lim.body_timeout);
+            auto [bec, bn] = co_await http::async_read(c->stream, buffer, parser, nothrow);
+            if (bec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+            if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof) co_return;
+            if (bec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
+        }
+        c->busy = true;
+        c->stream.expires_never();
+        const request req = parser.release();
+        request_context ctx{req, {}, {}, worker};
+        if (auto it = req.find(request_id_header); it != req.end() && !it->value().empty() && it->value().size() <= 128)
+            ctx.request_id = std::string(it->value());
+        else
+            ctx.request_id = new_request_id();
+        response res = co_await s->routes->dispatch(ctx);
+        res.version(req.version());
+        res.set(request_id_header, ctx.request_id);
+        res.keep_alive(req.keep_alive() && !s->stopping.load(std::memory_order_relaxed));
+        c->stream.expires_after(lim.write_timeout);
+        auto [wec, wn] = co_await http::async_write(c->stream, res, nothrow);
+        c->busy = false;
+        if (wec || !res.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    c->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> accept_loop(state_ptr s) {
+    for (;;) {
+        asio::io_context& worker_ctx = *s->workers[s->next_worker];
+        const std::size_t worker = s->next_worker;
+        s->next_worker = (s->next_worker + 1) % s->workers.size();
+        auto [ec, socket] = co_await s->acceptor.async_accept(worker_ctx, nothrow);
+        if (ec == asio::error::operation_aborted || s->stopping) co_return;
+        if (ec) {
+            // Out of descriptors and similar: report, pause briefly so we do not spin, go on.
+            log_event(s->log, log_level::error, "accept_failed").with("listener", s->name).with("error", ec.message());
+            asio::steady_timer pause(s->acceptor.get_executor(), s->limits.idle_timeout / 300);
+            co_await pause.async_wait(nothrow);
+            continue;
+        }
+        if (s->open.load() >= s->limits.max_connections) {
+            beast::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        auto c = std::make_shared<connection>(std::move(socket));
+        {
+            std::lock_guard lock(s->mutex);
+            s->connections.insert(c);
+        }
+        s->open.fetch_add(1);
+        asio::co_spawn(worker_ctx, serve(s, c, worker), [s, c](const std::exception_ptr& e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    log_event(s->log, log_level::error, "session_crashed").with("listener", s->name).with("error", ex.what());
+                }
+            }
+            {
+                std::lock_guard lock(s->mutex);
+                s->connections.erase(c);
+            }
+            s->open.fetch_sub(1);
+        });
+    }
+}
+
+}  // namespace
+
+http_server::http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
+                         std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
+                         logger& log)
+    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log)) {
+    const std::string where = host + ":" + std::to_string(port);
+    beast::error_code ec;
+    tcp::resolver resolver(*workers.front());
+    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) throw std::runtime_error("cannot listen on " + where + ": cannot resolve host (" + ec.message() + ")");
+    const tcp::endpoint ep = results.begin()->endpoint();
+    auto& acc = state_->acceptor;
+    if (acc.open(ep.protocol(), ec); ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    acc.set_option(asio::socket_base::reuse_address(true), ec);
+    if (acc.bind(ep, ec); ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    if (acc.listen(asio::socket_base::max_listen_connections, ec); ec)
+        throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+}
+
+http_server::~http_server() { stop(); }
+
+std::uint16_t http_server::port() const noexcept {
+    beast::error_code ec;
+    return state_->acceptor.local_endpoint(ec).port();
+}
+
+const std::string& http_server::name() const noexcept { return state_->name; }
+
+void http_server::start() { asio::co_spawn(state_->acceptor.get_executor(), accept_loop(state_), asio::detached); }
+
+void http_server::stop() {
+    if (state_->stopping.exchange(true)) return;
+    asio::post(state_->acceptor.get_executor(), [s = state_] {
+        beast::error_code ignored;
+        s->acceptor.close(ignored);
+    });
+    std::lock_guard lock(state_->mutex);
+    for (const auto& c : state_->connections) {
+        asio::post(c->stream.get_executor(), [c] {
+            if (!c->busy) c->stream.cancel();
+        });
+    }
+}
+
+std::size_t http_server::open_connections() const noexcept { return state_->open.load(); }
+
+}  // namespace offerd

@@ -1,0 +1,108 @@
+// Boost.Log wiring: an asynchronous text sink per logger instance, filtered by an instance tag.
+#include "offerd/obs/log.hpp"
+
+#include <atomic>
+#include <boost/core/null_deleter.hpp>
+#include <boost/log/attributes/constant.hpp>
+#include <boost/log/core.hpp>
+#include <boost/log/expressions.hpp>
+#include <boost/log/sinks/async_frontend.hpp>
+#include <boost/log/sinks/bounded_fifo_queue.hpp>
+#include <boost/log/sinks/drop_on_overflow.hpp>
+#include <boost/log/sinks/text_ostream_backend.hpp>
+#include <boost/log/sources/record_ostream.hpp>
+#include <boost/make_shared.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+#include "offerd/domain/timestamp.hpp"
+
+namespace offerd {
+
+namespace logging = boost::log;
+namespace sinks = boost::log::sinks;
+
+const char* to_string(log_level l) noexcept {
+    switch (l) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warn: return "warn";
+    case log_level::error: return "error";
+    case log_level::off: return "off";
+    }
+    return "info";
+}
+
+result<log_level> parse_log_level(std::string_view s) {
+    for (log_level l : {log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
+        if (s == to_string(l)) return l;
+    if (s == "warning") return log_level::warn;
+    return fail(errc::invalid_field, "log level must be debug, info, warn, error or off, got '" + std::string(s) + "'");
+}
+
+namespace {
+using sink_t = sinks::asynchronous_sink<sinks::text_ostream_backend,
+                                        sinks::bounded_fifo_queue<65536, sinks::drop_on_overflow>>;
+std::atomic<int> next_instance{1};
+}  // namespace
+
+struct logger::sink_holder {
+    boost::shared_ptr<sink_t> sink;
+};
+
+logger::logger(const log_config& cfg) : level_(cfg.level), sink_(std::make_unique<sink_holder>()) {
+    const int instance = next_instance.fetch_add(1);
+    auto backend = boost::make_shared<sinks::text_ostream_backend>();
+    if (cfg.file.empty()) {
+        backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
+    } else {
+        auto file = boost::make_shared<std::ofstream>(cfg.file, std::ios::app);
+        if (!*file) throw std::runtime_error("cannot open log file '" + cfg.file + "'");
+        backend->add_stream(file);
+    }
+    backend->auto_flush(true);
+    sink_->sink = boost::make_shared<sink_t>(backend);
+    sink_->sink->set_filter(logging::expressions::attr<int>("offerd_instance") == instance);
+    sink_->sink->set_formatter(logging::expressions::stream << logging::expressions::smessage);
+    logging::core::get()->add_sink(sink_->sink);
+    source_.add_attribute("offerd_instance", logging::attributes::constant<int>(instance));
+}
+
+logger::~logger() {
+    logging::core::get()->remove_sink(sink_->sink);
+    sink_->sink->stop();
+    sink_->sink->flush();
+}
+
+void logger::write(std::string line) {
+    logging::record rec = source_.open_record();
+    if (rec) {
+        logging::record_ostream strm(rec);
+        strm << line;
+        strm.flush();
+        source_.push_record(std::move(rec));
+    }
+}
+
+void logger::flush() { sink_->sink->flush(); }
+
+log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id)
+    : log_(log.enabled(level) ? &log : nullptr), w_(line_) {
+    if (!log_) return;
+    line_.reserve(256);
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    std::string ts = format_rfc3339(now.count(), /*always_fraction=*/true);
+    w_.begin_object().member("ts", std::string_view(ts)).member("level", to_string(level)).member("event", event);
+    if (!request_id.empty()) w_.member("request_id", request_id);
+}
+
+log_event::~log_event() {
+    if (!log_) return;
+    w_.end_object();
+    log_->write(std::move(line_));
+}
+
+}  // namespace offerd

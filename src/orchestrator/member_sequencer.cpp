@@ -1,0 +1,77 @@
+// Per-member FIFO lock with deadline-bounded waits.
+#include "offerd/orchestrator/member_sequencer.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace offerd {
+
+member_sequencer::lease& member_sequencer::lease::operator=(lease&& o) noexcept {
+    if (this != &o) {
+        release();
+        owner_ = o.owner_;
+        member_ = std::move(o.member_);
+        o.owner_ = nullptr;
+    }
+    return *this;
+}
+
+void member_sequencer::lease::release() {
+    if (owner_) owner_->release(member_);
+    owner_ = nullptr;
+}
+
+member_sequencer::shard& member_sequencer::shard_for(std::string_view member) noexcept {
+    return shards_[std::hash<std::string_view>{}(member) % shard_count];
+}
+
+asio::awaitable<result<member_sequencer::lease>> member_sequencer::acquire(std::string member, deadline until) {
+    shard& s = shard_for(member);
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
+    std::shared_ptr<waiter> w;
+    {
+        std::lock_guard lock(s.mutex);
+        auto [it, inserted] = s.members.try_emplace(member);
+        if (inserted) co_return lease(this, std::move(member));
+        w = std::make_shared<waiter>(ex);
+        it->second.queue.push_back(w);
+    }
+    w->timer.expires_at(until.at());
+    co_await w->timer.async_wait(nothrow);
+    {
+        std::lock_guard lock(s.mutex);
+        if (w->granted) co_return lease(this, std::move(member));
+        // Timed out: leave the queue so nobody hands the turn to us.
+        auto& q = s.members.at(member).queue;
+        q.erase(std::find(q.begin(), q.end(), w));
+    }
+    co_return fail(errc::deadline_exceeded, "request deadline exceeded while waiting for this member's earlier requests");
+}
+
+void member_sequencer::release(const std::string& member) {
+    shard& s = shard_for(member);
+    std::lock_guard lock(s.mutex);
+    auto it = s.members.find(member);
+    if (it == s.members.end()) return;
+    auto& q = it->second.queue;
+    if (q.empty()) {
+        s.members.erase(it);
+        return;
+    }
+    std::shared_ptr<waiter> next = std::move(q.front());
+    q.pop_front();
+    next->granted = true;
+    asio::post(next->ex, [next] { next->timer.cancel(); });
+}
+
+std::size_t member_sequencer::busy_members() const {
+    std::size_t n = 0;
+    for (const shard& s : shards_) {
+        std::lock_guard lock(s.mutex);
+        n += s.members.size();
+    }
+    return n;
+}
+
+}  // namespace offerd

@@ -1,0 +1,96 @@
+// POST /member/offer: parse, admit, sequence, run the pipeline, map, log.
+#include "offerd/orchestrator/orchestrator_service.hpp"
+
+#include "offerd/codec/wire.hpp"
+#include "offerd/obs/log.hpp"
+#include "offerd/services/services.hpp"
+
+namespace offerd {
+
+orchestrator_service::orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
+                                           const orchestrator_urls& urls, logger& log)
+    : cfg_(cfg),
+      log_(log),
+      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg.upstream),
+      pipeline_(upstreams_, cfg_),
+      metrics_(workers.size()) {}
+
+std::shared_ptr<router> orchestrator_service::make_router() {
+    auto r = std::make_shared<router>();
+    add_health_route(*r);
+    r->add(http::verb::post, "/member/offer", [this](request_context& ctx) { return handle_offer(ctx); });
+    r->on_error = [this](const request_context& ctx, std::string_view what) {
+        log_event(log_, log_level::error, "handler_exception", ctx.request_id).with("error", what);
+    };
+    return r;
+}
+
+namespace {
+
+void write_offer_event(log_event& e, const transaction& t, const offer_outcome& o, unsigned status) {
+    if (!e.active()) return;
+    json_writer& w = e.writer();
+    w.member("memberId", std::string_view(t.member_id)).member("status", static_cast<std::int64_t>(status));
+    w.key("transaction").raw(encode_transaction(t));
+    w.member("history_len", static_cast<std::uint64_t>(o.history_len))
+        .member("history_skipped", static_cast<std::uint64_t>(o.history_skipped));
+    if (o.latency[step::features] >= 0) w.key("features").raw(encode_features(o.features));
+    w.member("ats", o.ats).member("resp", o.resp);
+    if (o.offer.empty()) w.key("offer").null();
+    else w.member("offer", std::string_view(o.offer));
+    w.member("persisted", o.persisted);
+    if (o.error) w.member("error", errc_name(o.error->code)).member("error_detail", std::string_view(o.error->detail));
+    w.key("latency_us").begin_object();
+    for (std::size_t i = 0; i < step_count; ++i) {
+        w.key(to_string(static_cast<step>(i)));
+        if (o.latency.us[i] >= 0) w.value(o.latency.us[i]);
+        else w.null();
+    }
+    w.end_object();
+}
+
+}  // namespace
+
+asio::awaitable<response> orchestrator_service::handle_offer(request_context& ctx) {
+    const auto started = std::chrono::steady_clock::now();
+    struct in_flight_guard {
+        std::atomic<std::size_t>& n;
+        ~in_flight_guard() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } guard{in_flight_};
+    if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= cfg_.max_in_flight) {
+        log_event(log_, log_level::warn, "overloaded", ctx.request_id).with("in_flight", static_cast<std::uint64_t>(in_flight_.load()));
+        co_return failure_response(fail(errc::overloaded, {}));
+    }
+
+    auto parsed = decode_transaction(ctx.req.body());
+    if (!parsed) {
+        log_event(log_, log_level::info, "rejected", ctx.request_id)
+            .with("status", static_cast<std::int64_t>(static_cast<unsigned>(status_for(parsed.error().code))))
+            .with("detail", parsed.error().detail);
+        co_return failure_response(parsed.error());
+    }
+    const transaction& t = *parsed;
+    const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_};
+
+    offer_outcome outcome;
+    auto turn = co_await sequencer_.acquire(t.member_id, call.until);
+    if (!turn) {
+        outcome.error = std::move(turn).error();
+    } else {
+        outcome = co_await pipeline_.run(ctx.worker, t, call);
+        turn->release();
+    }
+    outcome.latency[step::total] =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+
+    response res = outcome.error ? failure_response(*outcome.error)
+                                 : json_response(http::status::ok, encode_member_offer(t.member_id, outcome.offer));
+    {
+        log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id);
+        write_offer_event(e, t, outcome, res.result_int());
+    }
+    metrics_.record(ctx.worker, outcome.latency, !outcome.error);
+    co_return res;
+}
+
+}  // namespace offerd
