@@ -41,6 +41,7 @@ struct http_server::state {
     logger& log;
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> open{0};
+    std::atomic<std::size_t> accepted{0};
     std::size_t next_worker = 0;  // accept loop only
     std::mutex mutex;
     std::unordered_set<std::shared_ptr<connection>> connections;
@@ -143,6 +144,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
             s->connections.insert(c);
         }
         s->open.fetch_add(1);
+        s->accepted.fetch_add(1);
         asio::co_spawn(worker_ctx, serve(s, c, worker), [s, c](const std::exception_ptr& e) {
             if (e) {
                 try {
@@ -206,5 +208,7 @@ void http_server::stop() {
 }
 
 std::size_t http_server::open_connections() const noexcept { return state_->open.load(); }
+
+std::size_t http_server::accepted_connections() const noexcept { return state_->accepted.load(); }
 
 }  // namespace offerd

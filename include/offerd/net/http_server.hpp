@@ -44,6 +44,7 @@ public:
     // request in progress finish it and then close. Thread-safe.
     void stop();
     std::size_t open_connections() const noexcept;
+    std::size_t accepted_connections() const noexcept;
 
     struct state;
 

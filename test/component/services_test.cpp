@@ -1,0 +1,111 @@
+// The three external-service stand-ins, over real listeners on ephemeral ports.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "offerd/services/member_store.hpp"
+#include "test_support.hpp"
+
+using namespace offerd;
+using namespace offerd::test;
+namespace json = boost::json;
+
+namespace {
+constexpr std::uint8_t services = static_cast<std::uint8_t>(role::member_data) | static_cast<std::uint8_t>(role::prediction) |
+                                  static_cast<std::uint8_t>(role::offer_engine);
+
+std::string features_json(double avg_p, double avg_r, double l3_p, double l3_r, double buy, double gift, double redeem, std::int64_t days) {
+    json::object o{{"AVG_POINTS_BOUGHT", avg_p}, {"AVG_REVENUE_USD", avg_r}, {"LAST_3_TRANSACTIONS_AVG_POINTS_BOUGHT", l3_p},
+                   {"LAST_3_TRANSACTIONS_AVG_REVENUE_USD", l3_r}, {"PCT_BUY_TRANSACTIONS", buy}, {"PCT_GIFT_TRANSACTIONS", gift},
+                   {"PCT_REDEEM_TRANSACTIONS", redeem}, {"DAYS_SINCE_LAST_TRANSACTION", days}};
+    return json::serialize(o);
+}
+}  // namespace
+
+TEST_CASE("every service answers GET /health with status ok", "[component]") {
+    test_app app(services);
+    for (role r : {role::member_data, role::prediction, role::offer_engine}) {
+        auto res = get(app.port(r), "/health");
+        CHECK(res.status == 200);
+        CHECK(json::parse(res.body) == json::parse(R"({"status":"ok"})"));
+    }
+}
+
+TEST_CASE("member-data stores transactions and returns them in insertion order", "[component]") {
+    test_app app(services);
+    const auto port = app.port(role::member_data);
+    auto a = post(port, "/member_data", txn_body("M-7", "2024-06-02 08:00:00", "gift", 50, 0));
+    REQUIRE(a.status == 200);
+    CHECK(json::parse(a.body) == json::parse(R"({"memberId":"M-7","lastTransactionUtcTs":"2024-06-02T08:00:00Z",
+        "lastTransactionType":"GIFT","lastTransactionPointsBought":50,"lastTransactionRevenueUsd":0})"));
+    REQUIRE(post(port, "/member_data", txn_body("M-7", "2024-06-01T08:00:00+02:00", "redeem", -200, 0)).status == 200);
+    auto h = get(port, "/member_data/M-7");
+    REQUIRE(h.status == 200);
+    const auto arr = json::parse(h.body).as_array();
+    REQUIRE(arr.size() == 2);
+    CHECK(arr[0].at("lastTransactionType") == "GIFT");
+    CHECK(arr[1].at("lastTransactionUtcTs") == "2024-06-01T06:00:00Z");
+    CHECK(arr[1].at("lastTransactionPointsBought").to_number<double>() == -200);
+}
+
+TEST_CASE("member-data answers 404 Member not found for an unknown member", "[component]") {
+    test_app app(services);
+    auto res = get(app.port(role::member_data), "/member_data/nobody");
+    CHECK(res.status == 404);
+    CHECK(json::parse(res.body) == json::parse(R"({"detail":"Member not found"})"));
+}
+
+TEST_CASE("member-data rejects an invalid transaction with 422 naming the field and stores nothing", "[component]") {
+    test_app app(services);
+    auto res = post(app.port(role::member_data), "/member_data", txn_body("M1", "2024-06-01T10:00:00Z", "BUY", 1, -5));
+    CHECK(res.status == 422);
+    CHECK(json::parse(res.body).at("detail").as_string().starts_with("lastTransactionRevenueUsd"));
+    CHECK(app.rt().store()->transactions() == 0);
+}
+
+TEST_CASE("prediction computes ATS and RESP by the contract formulas", "[component]") {
+    test_app app(services);
+    const auto port = app.port(role::prediction);
+    // ATS = |(300*0.7 + 200*0.3) * max(0, 0.5 + 0.25 - 0.25)| = 270 * 0.5 = 135
+    auto ats = post(port, "/ml/ats/predict", features_json(200, 40, 300, 60, 0.5, 0.25, 0.25, 4));
+    REQUIRE(ats.status == 200);
+    CHECK(json::parse(ats.body).at("prediction").to_number<double>() == Approx(135.0).epsilon(1e-12));
+    // RESP = min(0.9, 1000 * (0.2 + 0.075 + 0.075) * ((12 + 42) / 100) / 5) = min(0.9, 37.8) = 0.9
+    auto resp = post(port, "/ml/resp/predict", features_json(200, 40, 300, 60, 0.5, 0.25, 0.25, 4));
+    REQUIRE(resp.status == 200);
+    CHECK(json::parse(resp.body).at("prediction").to_number<double>() == 0.9);
+    // Small revenue, old activity: 1000 * 0.3 * (0.1*0.3+0.1*0.7)/100 / 100 = 0.003
+    auto low = post(port, "/ml/resp/predict", features_json(1, 0.1, 1, 0.1, 0, 1, 0, 99));
+    CHECK(json::parse(low.body).at("prediction").to_number<double>() == Approx(0.003).epsilon(1e-9));
+}
+
+TEST_CASE("prediction rejects missing features and a fractional DAYS_SINCE with 422", "[component]") {
+    test_app app(services);
+    const auto port = app.port(role::prediction);
+    auto missing = post(port, "/ml/ats/predict", R"({"AVG_POINTS_BOUGHT": 1})");
+    CHECK(missing.status == 422);
+    json::object f = json::parse(features_json(1, 1, 1, 1, 1, 0, 0, 0)).as_object();
+    f["DAYS_SINCE_LAST_TRANSACTION"] = 1.5;
+    CHECK(post(port, "/ml/resp/predict", json::serialize(f)).status == 422);
+    f["DAYS_SINCE_LAST_TRANSACTION"] = 2.0;
+    CHECK(post(port, "/ml/resp/predict", json::serialize(f)).status == 200);
+    CHECK(post(port, "/ml/ats/predict", "[1,2]").status == 422);
+    CHECK(post(port, "/ml/ats/predict", "nope").status == 400);
+}
+
+TEST_CASE("offer-engine assigns the discount at exactly ats*resp = 200 and the bonus below", "[component]") {
+    test_app app(services);
+    const auto port = app.port(role::offer_engine);
+    auto at = post(port, "/offer/assign", R"({"ats_prediction": 400, "resp_prediction": 0.5})");
+    CHECK(json::parse(at.body) == json::parse(R"({"offer":"50% Discount"})"));
+    auto below = post(port, "/offer/assign", R"({"ats_prediction": 399.99, "resp_prediction": 0.5})");
+    CHECK(json::parse(below.body) == json::parse(R"({"offer":"35% Bonus"})"));
+    CHECK(post(port, "/offer/assign", R"({"ats_prediction": "high"})").status == 422);
+}
+
+TEST_CASE("unknown routes answer 404 and wrong methods 405 with Allow", "[component]") {
+    test_app app(services);
+    CHECK(get(app.port(role::prediction), "/nope").status == 404);
+    auto wrong = get(app.port(role::offer_engine), "/offer/assign");
+    CHECK(wrong.status == 405);
+    CHECK(wrong.headers["Allow"] == "POST");
+}
