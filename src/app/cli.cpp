@@ -24,7 +24,7 @@ po::variables_map parse(const po::options_description& desc, const std::vector<s
     po::parsed_options from_env(&desc);
     for (const auto& opt : desc.options()) {
         const std::string& name = opt->long_name();
-        if (name == "help" || vm.count(name)) continue;
+        if (name == "help" || (vm.count(name) && !vm[name].defaulted())) continue;
         if (const char* v = env(env_name(name).c_str())) {
             po::option o;
             o.string_key = name;
