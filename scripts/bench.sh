@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Benchmark: offers/s and latency at 1, 8 and 64 connections (wrk, 2 threads) against
+# `offerd --role all`, the raw HTTP bound of our listener (GET /health), nginx when installed,
+# the streaming time of member_data.csv, and the cost versus history length.
+# Prints one table. Timings are machine- and noise-dependent: compare ratios within one run.
+# Usage: scripts/bench.sh [seconds-per-run (default 10)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh wrk
+scripts/build.sh offerd >/dev/null
+BIN=${BUILD_DIR:-build}/offerd
+DUR=${1:-10}
+WORK=$(mktemp -d /tmp/offerd-bench.XXXXXX)
+PORT=18000
+pid=""
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() {  # fresh process, empty member-data
+  "$BIN" --role all --orchestrator-port $PORT --member-data-port $((PORT+1)) --prediction-port $((PORT+2)) \
+         --offer-engine-port $((PORT+3)) --log-file "$WORK/offerd.log" --throughput-interval-ms 0 "$@" >/dev/null &
+  pid=$!
+  for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: offerd did not start" >&2; exit 1
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+to_ms() {  # wrk prints 812.00us, 1.20ms, 2.01s
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+                         else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+                         else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 } else print v }'
+}
+HZ=$(getconf CLK_TCK)
+
+"$BIN" generate --rows 20000 --seed 7 --malformed-share 0 -o "$WORK/bench.csv"
+
+printf '%-28s %10s %9s %9s %9s %9s %8s %10s %8s %7s\n' scenario req/s p50_ms p90_ms p99_ms max_ms errors efficiency cpu_us rss_MiB
+declare -A RATE
+run_wrk() {  # name conns url [script]
+  local name=$1 conns=$2 url=$3 script=${4:-}
+  local c0; c0=$(cpu_ticks)
+  local out threads=2
+  [ "$conns" -lt 2 ] && threads=1  # wrk needs a connection per thread
+  if [ -n "$script" ]; then out=$(BENCH_CSV="$WORK/bench.csv" wrk -t$threads -c"$conns" -d"${DUR}s" --latency -s "$script" "$url" 2>&1)
+  else out=$(wrk -t$threads -c"$conns" -d"${DUR}s" --latency "$url" 2>&1); fi
+  local c1; c1=$(cpu_ticks)
+  local rps total p50 p90 p99 max errs non2xx sockerr
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")"); p90=$(to_ms "$(awk '$1=="90%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")"); max=$(to_ms "$(awk '/Latency/ && !/Distribution/ {print $4; exit}' <<<"$out")")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
+  sockerr=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' <<<"$out"); sockerr=${sockerr:-0}
+  errs=$((non2xx + sockerr))
+  local cpu_us; cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$total" 'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
+  RATE[$name]=$rps
+  local eff="-"
+  [ -n "${RAW:-}" ] && [ "$script" != "" ] && eff=$(awk -v r="$rps" -v raw="$RAW" 'BEGIN { printf "%.2f", r * 6 / raw }')
+  printf '%-28s %10.0f %9s %9s %9s %9s %8s %10s %8s %7s\n' "$name" "$rps" "$p50" "$p90" "$p99" "$max" "$errs" "$eff" "$cpu_us" "$(rss_mib)"
+}
+
+start
+run_wrk "raw GET /health c64" 64 "http://127.0.0.1:$PORT/health"
+RAW=${RATE["raw GET /health c64"]}
+stop
+for c in 1 8 64; do
+  start
+  run_wrk "offers c$c" "$c" "http://127.0.0.1:$PORT/member/offer" scripts/offers.lua
+  stop
+done
+if command -v nginx >/dev/null; then
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 2; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:$((PORT+10)); location / { return 200 'ok'; } } }
+NGINX
+  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+  out=$(wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$((PORT+10))/" 2>&1)
+  printf '%-28s %10.0f\n' "nginx static 200 c64" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -s stop
+fi
+
+echo
+start
+t0=$(date +%s.%N)
+"$BIN" stream --csv member_data.csv --target "http://127.0.0.1:$PORT" --quiet 2>/dev/null | tail -1
+t1=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" 'BEGIN { printf "stream member_data.csv (default settings): %.3f s wall\n", b - a }'
+stop
+
+echo
+echo "cost versus history length (each measured request sees exactly H earlier transactions):"
+printf '%-8s %8s %10s %9s %9s\n' H members offers/s p50_ms p99_ms
+for H in 1 10 100 1000; do
+  M=$(( 200000 / H )); [ $M -gt 2000 ] && M=2000
+  awk -v m="$M" -v h="$H" 'BEGIN { print "memberId,lastTransactionUtcTs,lastTransactionType,lastTransactionPointsBought,lastTransactionRevenueUSD";
+       for (j = 0; j < h; j++) for (i = 0; i < m; i++) printf "H%d,2024-01-01 00:00:%02d,buy,100,10.5\n", i, j % 60 }' > "$WORK/seed.csv"
+  awk -v m="$M" 'BEGIN { print "memberId,lastTransactionUtcTs,lastTransactionType,lastTransactionPointsBought,lastTransactionRevenueUSD";
+       for (i = 0; i < m; i++) printf "H%d,2024-02-01 00:00:00,gift,200,20\n", i }' > "$WORK/probe.csv"
+  start
+  "$BIN" stream --csv "$WORK/seed.csv" --target "http://127.0.0.1:$((PORT+1))" --path /member_data --concurrency 64 --quiet >/dev/null 2>&1
+  line=$("$BIN" stream --csv "$WORK/probe.csv" --target "http://127.0.0.1:$PORT" --concurrency 8 --quiet 2>/dev/null | tail -1)
+  stop
+  awk -v h="$H" -v m="$M" -v l="$line" 'BEGIN { n = split(l, kv, " "); for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
+       printf "%-8s %8s %10.0f %9s %9s\n", h, m, v["rows_per_s"], v["p50_ms"], v["p99_ms"] }'
+done
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d), wrk -t2 -d${DUR}s"
