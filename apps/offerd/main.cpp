@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
     if (command == "stream") return stream(args);
     if (command == "generate") return generate(args);
     if (command == "help" || command == "--help" || command == "-h") {
-        std::cout << offerd::top_level_help();
+        std::cout << offerd::top_level_help() << '\n'
+                  << offerd::parse_serve_command({"--help"}, getenv_lookup).message << '\n';
         return 0;
     }
     if (!command.empty() && command != "serve" && command.front() != '-') {

@@ -169,6 +169,7 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("help,h", "show this help")
         ("csv", po::value<std::string>()->default_value(d.csv), "CSV file with a header naming the five transaction columns")
         ("target", po::value<std::string>()->default_value(d.target), "orchestrator base URL")
+        ("path", po::value<std::string>()->default_value(d.path), "request path; /member_data with a member-data --target seeds histories")
         ("concurrency", po::value<std::size_t>()->default_value(d.concurrency), "requests in flight at most (never two for one member)")
         ("quiet,q", po::bool_switch(), "print only skipped rows, failures and the summary")
         ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout");
@@ -188,6 +189,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     stream_config c;
     c.csv = vm["csv"].as<std::string>();
     c.target = vm["target"].as<std::string>();
+    c.path = vm["path"].as<std::string>();
+    if (!c.path.starts_with('/')) return usage_error<stream_config>("stream", "--path must start with '/'");
     if (auto u = parse_url(c.target); !u) return usage_error<stream_config>("stream", "--target: " + u.error().detail);
     c.concurrency = vm["concurrency"].as<std::size_t>();
     if (c.concurrency == 0 || c.concurrency > 4096) return usage_error<stream_config>("stream", "--concurrency must be between 1 and 4096");

@@ -89,7 +89,7 @@ asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     const row& r = s.rows[i];
     const auto start = std::chrono::steady_clock::now();
     const std::string key = s.key_prefix + std::to_string(r.line);
-    auto res = co_await s.client.send(http::verb::post, "/member/offer", r.body,
+    auto res = co_await s.client.send(http::verb::post, s.cfg.path, r.body,
                                       call_options{{}, deadline::after(s.cfg.timeout), key});
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     s.latency.record(us);

@@ -15,6 +15,7 @@ namespace offerd {
 struct stream_config {
     std::string csv = "member_data.csv";
     std::string target = "http://127.0.0.1:8000";  // the orchestrator's base URL
+    std::string path = "/member/offer";            // or /member_data to seed member-data directly
     std::size_t concurrency = 16;                  // requests in flight at most
     bool quiet = false;                            // no per-row output
     std::chrono::milliseconds timeout{10'000};     // per request
