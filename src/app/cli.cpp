@@ -89,6 +89,11 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn, error or off")
         ("upstream-timeout-ms", po::value<long>()->default_value(d.orchestrator.upstream.timeout.count()), "timeout of each upstream call")
         ("request-deadline-ms", po::value<long>()->default_value(d.orchestrator.request_deadline.count()), "budget of a whole offer request")
+        ("max-attempts", po::value<int>()->default_value(d.orchestrator.retry.max_attempts), "attempts per upstream call that is safe to repeat (1: no retries)")
+        ("retry-budget", po::value<double>()->default_value(d.orchestrator.retry.budget_ratio, "0.1"), "retries allowed as a share of calls (0.1: at most ~10% extra load)")
+        ("breaker-threshold", po::value<int>()->default_value(d.orchestrator.breaker.failure_threshold), "consecutive upstream failures that open its circuit (0: never)")
+        ("breaker-open-ms", po::value<long>()->default_value(d.orchestrator.breaker.open_for.count()), "how long an open circuit fails fast before one probe")
+        ("idempotency-retention-ms", po::value<long>()->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
         ("pool-size", po::value<std::size_t>()->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
         ("max-in-flight", po::value<std::size_t>()->default_value(d.orchestrator.max_in_flight), "offer requests in progress before answering 503")
         ("max-connections", po::value<std::size_t>()->default_value(d.limits.max_connections), "open connections per listener")
@@ -150,9 +155,17 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
                                       std::tuple{"header-timeout-ms", &c.limits.header_timeout, false},
                                       std::tuple{"body-timeout-ms", &c.limits.body_timeout, false},
                                       std::tuple{"throughput-interval-ms", &c.throughput_interval, true},
+                                      std::tuple{"breaker-open-ms", &o.breaker.open_for, false},
+                                      std::tuple{"idempotency-retention-ms", &o.idempotency_retention, false},
                                       std::tuple{"shutdown-timeout-ms", &c.shutdown_timeout, true}})
         if (!positive_ms(flag, *dst, zero_ok))
             return usage_error<app_config>("", std::string("--") + flag + " must be " + (zero_ok ? "at least 0" : "positive"));
+    o.retry.max_attempts = vm["max-attempts"].as<int>();
+    o.retry.budget_ratio = vm["retry-budget"].as<double>();
+    o.breaker.failure_threshold = vm["breaker-threshold"].as<int>();
+    if (o.retry.max_attempts < 1 || o.retry.max_attempts > 10) return usage_error<app_config>("", "--max-attempts must be between 1 and 10");
+    if (!(o.retry.budget_ratio >= 0 && o.retry.budget_ratio <= 1)) return usage_error<app_config>("", "--retry-budget must be between 0 and 1");
+    if (o.breaker.failure_threshold < 0) return usage_error<app_config>("", "--breaker-threshold must be at least 0");
     o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
     o.max_in_flight = vm["max-in-flight"].as<std::size_t>();
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();
@@ -210,7 +223,7 @@ parsed_command<generate_config> parse_generate_command(const std::vector<std::st
         ("rows", po::value<std::uint64_t>()->default_value(d.rows), "data rows to write")
         ("seed", po::value<std::uint64_t>()->default_value(d.seed), "seed: the same seed gives the same bytes")
         ("members", po::value<std::uint64_t>()->default_value(0), "distinct members (0: about rows/5)")
-        ("malformed-share", po::value<double>()->default_value(d.malformed_share), "share of deliberately malformed rows")
+        ("malformed-share", po::value<double>()->default_value(d.malformed_share, "0.004"), "share of deliberately malformed rows")
         ("output,o", po::value<std::string>(), "file to write (default: stdout)");
     // clang-format on
     po::variables_map vm;

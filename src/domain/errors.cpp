@@ -13,6 +13,8 @@ const char* errc_name(errc e) noexcept {
     case errc::not_found: return "not_found";
     case errc::method_not_allowed: return "method_not_allowed";
     case errc::overloaded: return "overloaded";
+    case errc::circuit_open: return "circuit_open";
+    case errc::idempotency_conflict: return "idempotency_conflict";
     case errc::deadline_exceeded: return "deadline_exceeded";
     case errc::upstream_timeout: return "upstream_timeout";
     case errc::upstream_unavailable: return "upstream_unavailable";

@@ -1,6 +1,7 @@
 // Responses and the error -> status map.
 #include "offerd/net/http.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include "offerd/codec/wire.hpp"
@@ -23,12 +24,14 @@ http::status status_for(errc e) noexcept {
     switch (e) {
     case errc::ok: return http::status::ok;
     case errc::bad_json: return http::status::bad_request;
-    case errc::invalid_field: return http::status::unprocessable_entity;
+    case errc::invalid_field:
+    case errc::idempotency_conflict: return http::status::unprocessable_entity;
     case errc::body_too_large: return http::status::payload_too_large;
     case errc::header_too_large: return http::status::request_header_fields_too_large;
     case errc::not_found: return http::status::not_found;
     case errc::method_not_allowed: return http::status::method_not_allowed;
-    case errc::overloaded: return http::status::service_unavailable;
+    case errc::overloaded:
+    case errc::circuit_open: return http::status::service_unavailable;
     case errc::deadline_exceeded:
     case errc::upstream_timeout:
     case errc::upstream_unavailable: return http::status::gateway_timeout;
@@ -43,9 +46,10 @@ response failure_response(const failure& f) {
     const http::status s = status_for(f.code);
     switch (f.code) {
     case errc::internal: return detail_response(s, "Internal server error");
-    case errc::overloaded: {
-        response r = detail_response(s, "Server is overloaded, retry later");
-        r.set(http::field::retry_after, "1");
+    case errc::overloaded:
+    case errc::circuit_open: {
+        response r = detail_response(s, f.code == errc::overloaded ? std::string("Server is overloaded, retry later") : f.detail);
+        r.set(http::field::retry_after, std::to_string(std::max(1, f.retry_after_s)));
         return r;
     }
     case errc::deadline_exceeded:

@@ -11,8 +11,9 @@ orchestrator_service::orchestrator_service(std::span<asio::io_context* const> wo
                                            const orchestrator_urls& urls, logger& log)
     : cfg_(cfg),
       log_(log),
-      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg.upstream),
+      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log),
       pipeline_(upstreams_, cfg_),
+      answers_(cfg.idempotency_retention, cfg.idempotency_capacity),
       metrics_(workers.size()) {}
 
 std::shared_ptr<router> orchestrator_service::make_router() {
@@ -70,14 +71,39 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
         co_return failure_response(parsed.error());
     }
     const transaction& t = *parsed;
-    const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_};
+    std::string_view key;
+    if (auto it = ctx.req.find("Idempotency-Key"); it != ctx.req.end()) {
+        key = it->value();
+        if (key.empty() || key.size() > 255)
+            co_return failure_response(fail(errc::invalid_field, "Idempotency-Key: must be 1 to 255 characters"));
+    }
+    // Member-data de-duplicates persists by this key, which is what makes retrying them safe.
+    const std::string persist_key = key.empty() ? "auto-" + new_request_id() + new_request_id() : "key-" + std::string(key);
+    const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_, persist_key};
 
     offer_outcome outcome;
     auto turn = co_await sequencer_.acquire(t.member_id, call.until);
     if (!turn) {
         outcome.error = std::move(turn).error();
     } else {
+        // Looked up under the member's turn, so a concurrent repeat waits for the original.
+        const std::uint64_t body_hash = idempotency_cache::hash(ctx.req.body());
+        if (!key.empty()) {
+            if (auto seen = answers_.find(key)) {
+                turn->release();
+                if (seen->body_hash != body_hash)
+                    co_return failure_response(fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body"));
+                log_event(log_, log_level::info, "offer_replayed", ctx.request_id)
+                    .with("memberId", std::string_view(t.member_id))
+                    .with("idempotency_key", key);
+                response replay = json_response(static_cast<http::status>(seen->status), seen->body);
+                replay.set("Idempotent-Replayed", "true");
+                co_return replay;
+            }
+        }
         outcome = co_await pipeline_.run(ctx.worker, t, call);
+        if (!key.empty() && !outcome.error)
+            answers_.store(std::string(key), {body_hash, 200, encode_member_offer(t.member_id, outcome.offer)});
         turn->release();
     }
     outcome.latency[step::total] =

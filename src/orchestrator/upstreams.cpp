@@ -1,64 +1,106 @@
-// Typed upstream calls and their status/body mapping.
+// Typed upstream calls: retries, circuit breaking and the status/body mapping.
 #include "offerd/orchestrator/upstreams.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <random>
+
+#include "offerd/app/config.hpp"
 #include "offerd/obs/log.hpp"
 
 namespace offerd {
 
-struct upstreams::worker_clients {
-    worker_clients(asio::io_context& ctx, const url& md, const url& pr, const url& oe, const client_limits& l)
-        : member_data(ctx.get_executor(), md, l), prediction(ctx.get_executor(), pr, l), offer_engine(ctx.get_executor(), oe, l) {}
-    http_client member_data;
-    http_client prediction;
-    http_client offer_engine;
+struct upstreams::service {
+    struct per_worker {
+        per_worker(asio::io_context& ctx, const url& u, const orchestrator_config& cfg)
+            : client(ctx.get_executor(), u, cfg.upstream), budget(cfg.retry.budget_ratio) {}
+        http_client client;
+        retry_budget budget;
+        std::minstd_rand jitter{std::random_device{}()};
+    };
+    service(std::string_view n, std::span<asio::io_context* const> workers, const url& u, const orchestrator_config& cfg,
+            logger& log)
+        : name(n), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
+        for (asio::io_context* w : workers) slots.push_back(std::make_unique<per_worker>(*w, u, cfg));
+    }
+    std::string_view name;
+    retry_config retry;
+    circuit_breaker breaker;
+    std::vector<std::unique_ptr<per_worker>> slots;
 };
 
 upstreams::upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
-                     const url& offer_engine, const client_limits& limits) {
-    for (asio::io_context* w : workers)
-        clients_.push_back(std::make_unique<worker_clients>(*w, member_data, prediction, offer_engine, limits));
-}
+                     const url& offer_engine, const orchestrator_config& cfg, logger& log)
+    : member_data_(std::make_unique<service>("member-data", workers, member_data, cfg, log)),
+      prediction_(std::make_unique<service>("prediction", workers, prediction, cfg, log)),
+      offer_engine_(std::make_unique<service>("offer-engine", workers, offer_engine, cfg, log)) {}
 
 upstreams::~upstreams() = default;
 
 namespace {
 
-constexpr std::string_view svc_member_data = "member-data";
-constexpr std::string_view svc_prediction = "prediction";
-constexpr std::string_view svc_offer_engine = "offer-engine";
-
-void log_failure(const call_context& ctx, std::string_view service, std::string_view path, const failure& f,
+void log_failure(const call_context& ctx, std::string_view service, std::string_view path, const failure& f, int attempt,
                  unsigned status = 0) {
     log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id);
-    e.with("service", service).with("path", path).with("attempt", 1).with("outcome", errc_name(f.code));
+    e.with("service", service).with("path", path).with("attempt", attempt).with("outcome", errc_name(f.code));
     if (status != 0) e.with("status", static_cast<std::int64_t>(status));
     e.with("error", f.detail);
 }
 
-// Sends and maps transport failures and non-expected statuses; returns the response otherwise.
-asio::awaitable<result<response>> call(http_client& client, const call_context& ctx, std::string_view service,
-                                       http::verb method, std::string path, std::string body, unsigned also_ok = 0) {
-    auto res = co_await client.send(method, path, std::move(body), call_options{ctx.request_id, ctx.until, {}});
-    if (!res) {
-        failure f = std::move(res).error();
-        f.detail = std::string(service) + ": " + f.detail;
-        log_failure(ctx, service, path, f);
-        co_return f;
+bool retryable_status(unsigned s) { return s == 429 || s == 502 || s == 503 || s == 504; }
+
+// One logical call: admission by the breaker, attempts with backoff, mapping of statuses.
+// `also_ok` is a non-200 status the caller handles itself (404 for a history).
+asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t worker, const call_context& ctx,
+                                       http::verb method, std::string path, std::string body, bool idempotent,
+                                       unsigned also_ok = 0, std::string_view idempotency_key = {}) {
+    auto& slot = *svc.slots[worker];
+    slot.budget.on_request();
+    const call_options opts{ctx.request_id, ctx.until, idempotency_key};
+    for (int attempt = 1;; ++attempt) {
+        if (auto wait = svc.breaker.admit()) {
+            const int secs = static_cast<int>((wait->count() + 999) / 1000);
+            failure f = fail(errc::circuit_open, std::string(svc.name) + " is failing; circuit open", secs);
+            log_failure(ctx, svc.name, path, f, attempt);
+            co_return f;
+        }
+        auto res = co_await slot.client.send(method, path, body, opts);
+        failure f;
+        unsigned status = 0;
+        bool retry = false;
+        if (!res) {
+            f = std::move(res).error();
+            f.detail = std::string(svc.name) + ": " + f.detail;
+            if (f.code == errc::deadline_exceeded) co_return f;  // nothing was sent: not the upstream's fault
+            svc.breaker.on_failure();
+            retry = f.code == errc::upstream_timeout || f.code == errc::upstream_unavailable;
+        } else {
+            status = res->result_int();
+            if (status == 200 || status == also_ok) {
+                svc.breaker.on_success();
+                co_return res;
+            }
+            if (status >= 500) svc.breaker.on_failure();
+            else svc.breaker.on_success();  // it answered; the request was the problem
+            f = fail(errc::upstream_bad_status, std::string(svc.name) + " answered HTTP " + std::to_string(status));
+            retry = retryable_status(status);
+        }
+        log_failure(ctx, svc.name, path, f, attempt, status);
+        if (!retry || !idempotent || attempt >= svc.retry.max_attempts || !slot.budget.try_spend()) co_return f;
+        // Full jitter, and never sleep past the deadline.
+        const auto cap = std::min(svc.retry.max_backoff, svc.retry.base_backoff * (1 << std::min(attempt - 1, 16)));
+        const auto pause = std::chrono::microseconds(std::uniform_int_distribution<std::int64_t>(
+            0, std::chrono::duration_cast<std::chrono::microseconds>(cap).count())(slot.jitter));
+        if (pause >= ctx.until.remaining()) co_return f;
+        asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+        co_await timer.async_wait(nothrow);
     }
-    const unsigned status = res->result_int();
-    if (status != 200 && status != also_ok) {
-        failure f = fail(errc::upstream_bad_status, std::string(service) + " answered HTTP " + std::to_string(status));
-        log_failure(ctx, service, path, f, status);
-        co_return f;
-    }
-    co_return res;
 }
 
 template <class T>
 result<T> bad_body(const call_context& ctx, std::string_view service, std::string_view path, const failure& why) {
-    failure f = fail(errc::upstream_bad_response, std::string(service) + " answered an invalid body");
-    log_failure(ctx, service, path, fail(errc::upstream_bad_response, why.detail), 200);
-    return f;
+    log_failure(ctx, service, path, fail(errc::upstream_bad_response, why.detail), 1, 200);
+    return fail(errc::upstream_bad_response, std::string(service) + " answered an invalid body");
 }
 
 }  // namespace
@@ -66,39 +108,38 @@ result<T> bad_body(const call_context& ctx, std::string_view service, std::strin
 asio::awaitable<result<decoded_history>> upstreams::fetch_history(std::size_t worker, const std::string& member_id,
                                                                   const call_context& ctx) {
     std::string path = "/member_data/" + member_id;
-    auto res = co_await call(clients_[worker]->member_data, ctx, svc_member_data, http::verb::get, path, {}, 404);
+    auto res = co_await call(*member_data_, worker, ctx, http::verb::get, path, {}, true, 404);
     if (!res) co_return std::move(res).error();
     if (res->result() == http::status::not_found) co_return decoded_history{};
     auto h = decode_history(res->body());
-    if (!h) co_return bad_body<decoded_history>(ctx, svc_member_data, path, h.error());
+    if (!h) co_return bad_body<decoded_history>(ctx, member_data_->name, path, h.error());
     co_return h;
 }
 
 asio::awaitable<result<double>> upstreams::predict(std::size_t worker, model m, std::string features_json,
                                                    const call_context& ctx) {
     const char* path = m == model::ats ? "/ml/ats/predict" : "/ml/resp/predict";
-    auto res = co_await call(clients_[worker]->prediction, ctx, svc_prediction, http::verb::post, path,
-                             std::move(features_json));
+    auto res = co_await call(*prediction_, worker, ctx, http::verb::post, path, std::move(features_json), true);
     if (!res) co_return std::move(res).error();
     auto p = decode_prediction(res->body());
-    if (!p) co_return bad_body<double>(ctx, svc_prediction, path, p.error());
+    if (!p) co_return bad_body<double>(ctx, prediction_->name, path, p.error());
     co_return p;
 }
 
 asio::awaitable<result<std::string>> upstreams::assign_offer(std::size_t worker, offer_request r,
                                                              const call_context& ctx) {
     constexpr const char* path = "/offer/assign";
-    auto res = co_await call(clients_[worker]->offer_engine, ctx, svc_offer_engine, http::verb::post, path,
-                             encode_offer_request(r));
+    auto res = co_await call(*offer_engine_, worker, ctx, http::verb::post, path, encode_offer_request(r), true);
     if (!res) co_return std::move(res).error();
     auto o = decode_offer(res->body());
-    if (!o) co_return bad_body<std::string>(ctx, svc_offer_engine, path, o.error());
+    if (!o) co_return bad_body<std::string>(ctx, offer_engine_->name, path, o.error());
     co_return o;
 }
 
 asio::awaitable<result<done>> upstreams::persist(std::size_t worker, const transaction& t, const call_context& ctx) {
-    auto res = co_await call(clients_[worker]->member_data, ctx, svc_member_data, http::verb::post, "/member_data",
-                             encode_transaction(t));
+    // Safe to repeat only when member-data can recognise the repeat by its Idempotency-Key.
+    auto res = co_await call(*member_data_, worker, ctx, http::verb::post, "/member_data", encode_transaction(t),
+                             !ctx.persist_key.empty(), 0, ctx.persist_key);
     if (!res) co_return std::move(res).error();
     co_return done{};
 }

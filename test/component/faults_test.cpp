@@ -205,6 +205,7 @@ TEST_CASE("above max in-flight the orchestrator answers 503 with Retry-After at 
         c.orchestrator.member_data_url = md.url();
         c.orchestrator.max_in_flight = 1;
         c.orchestrator.upstream.timeout = std::chrono::milliseconds(1500);
+        c.orchestrator.retry.max_attempts = 1;
     });
     asio::io_context ctx;
     std::optional<result<response>> first;

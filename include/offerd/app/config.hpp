@@ -10,6 +10,7 @@
 #include "offerd/net/http_client.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/orchestrator/resilience.hpp"
 
 namespace offerd {
 
@@ -22,6 +23,10 @@ struct orchestrator_config {
     std::string prediction_url;    // empty: this process's prediction listener, else http://HOST:8002
     std::string offer_engine_url;  // empty: this process's offer-engine listener, else http://HOST:8003
     client_limits upstream;        // per-call timeout 2 s, keep-alive pool per worker
+    retry_config retry;            // 3 attempts, full-jitter backoff, 10% retry budget
+    breaker_config breaker;        // opens after 5 consecutive failures for 2 s
+    std::chrono::milliseconds idempotency_retention{600'000};  // Idempotency-Key answers kept 10 min
+    std::size_t idempotency_capacity = 100'000;                // ... at most this many
     std::chrono::milliseconds request_deadline{5'000};
     std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
     std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After

@@ -18,6 +18,8 @@ enum class errc {
     not_found,             // unknown route or entity (404)
     method_not_allowed,    // known route, wrong method (405)
     overloaded,            // admission control refused the request (503)
+    circuit_open,          // an upstream's circuit breaker is open: fail fast (503)
+    idempotency_conflict,  // Idempotency-Key reused with a different body (422)
     deadline_exceeded,     // the request budget ran out before a step could start (504)
     upstream_timeout,      // an upstream call timed out (504)
     upstream_unavailable,  // connect refused, reset, unreachable (504)
@@ -35,6 +37,7 @@ const char* errc_name(errc e) noexcept;
 struct failure {
     errc code = errc::internal;
     std::string detail;
+    int retry_after_s = 0;  // > 0: the client may retry after this many seconds (503)
 };
 
 // A value or a failure. Deliberately small: C++20 has no std::expected.
@@ -62,7 +65,9 @@ private:
     std::variant<T, failure> v_;
 };
 
-inline failure fail(errc code, std::string detail) { return failure{code, std::move(detail)}; }
+inline failure fail(errc code, std::string detail, int retry_after_s = 0) {
+    return failure{code, std::move(detail), retry_after_s};
+}
 
 }  // namespace offerd
 

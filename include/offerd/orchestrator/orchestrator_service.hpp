@@ -1,5 +1,6 @@
 // The orchestrator: POST /member/offer over the pipeline, with admission control, per-member
-// sequencing, request deadline, one `offer` log event and metrics per request.
+// sequencing, Idempotency-Key replay, request deadline, one `offer` log event and metrics per
+// request.
 #pragma once
 
 #include <atomic>
@@ -8,6 +9,7 @@
 
 #include "offerd/app/config.hpp"
 #include "offerd/obs/metrics.hpp"
+#include "offerd/orchestrator/idempotency_cache.hpp"
 #include "offerd/orchestrator/member_sequencer.hpp"
 #include "offerd/orchestrator/offer_pipeline.hpp"
 #include "offerd/net/router.hpp"
@@ -39,6 +41,7 @@ private:
     upstreams upstreams_;
     offer_pipeline pipeline_;
     member_sequencer sequencer_;
+    idempotency_cache answers_;
     pipeline_metrics metrics_;
     std::atomic<std::size_t> in_flight_{0};
 };

@@ -11,15 +11,18 @@
 #include "offerd/codec/wire.hpp"
 #include "offerd/domain/deadline.hpp"
 #include "offerd/net/http_client.hpp"
+#include "offerd/orchestrator/resilience.hpp"
 
 namespace offerd {
 
 class logger;
+struct orchestrator_config;
 
 struct call_context {
     std::string_view request_id;
     deadline until;
     logger& log;
+    std::string_view persist_key;  // Idempotency-Key for the persist, which makes it safe to retry
 };
 
 enum class model : std::uint8_t { ats, resp };
@@ -28,13 +31,16 @@ using done = std::monostate;
 
 // Each call maps the upstream's answer to a value or a failure: timeouts and refused
 // connections to upstream_timeout / upstream_unavailable (504), 5xx or an unexpected status to
-// upstream_bad_status (502), an unparseable answer to upstream_bad_response (502). Every
-// failure is logged as an `upstream_error` event with service, path, status or error, attempt.
-// Calls for worker i must run on worker i's io_context.
+// upstream_bad_status (502), an unparseable answer to upstream_bad_response (502), an open
+// circuit to circuit_open (503). Calls that are safe to repeat (fetch, predictions, offer; the
+// persist only with a key member-data de-duplicates) are retried on connect errors, timeouts and
+// 429/502/503/504 with full-jitter backoff, within the request deadline and the retry budget;
+// 500 is not retried. Every failed attempt is logged as an `upstream_error` event with service,
+// path, status or error, attempt. Calls for worker i must run on worker i's io_context.
 class upstreams {
 public:
     upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
-              const url& offer_engine, const client_limits& limits);
+              const url& offer_engine, const orchestrator_config& cfg, logger& log);
     ~upstreams();
 
     // 404 means no history: an empty list.
@@ -45,9 +51,10 @@ public:
     asio::awaitable<result<std::string>> assign_offer(std::size_t worker, offer_request r, const call_context& ctx);
     asio::awaitable<result<done>> persist(std::size_t worker, const transaction& t, const call_context& ctx);
 
+    struct service;  // one upstream: its breaker and per-worker clients and budgets
+
 private:
-    struct worker_clients;
-    std::vector<std::unique_ptr<worker_clients>> clients_;
+    std::unique_ptr<service> member_data_, prediction_, offer_engine_;
 };
 
 }  // namespace offerd

@@ -1,0 +1,116 @@
+// Retries, circuit breaking and idempotency over real listeners and fake upstreams.
+#include <atomic>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "offerd/services/member_store.hpp"
+#include "test_support.hpp"
+
+using namespace offerd;
+using namespace offerd::test;
+namespace json = boost::json;
+
+namespace {
+constexpr std::uint8_t without(role r) { return all_roles & ~static_cast<std::uint8_t>(r); }
+
+response ok_json(std::string body) { return json_response(http::status::ok, std::move(body)); }
+
+std::size_t count_events(test_app& app, std::string_view name) {
+    std::size_t n = 0;
+    for (const auto& line : app.log_lines())
+        if (json::parse(line).at("event") == json::string_view(name.data(), name.size())) ++n;
+    return n;
+}
+}  // namespace
+
+TEST_CASE("a 503 from prediction is retried and the request succeeds", "[component]") {
+    std::atomic<int> calls{0};
+    fake_upstream pred([&](const request&) {
+        return ++calls <= 1 ? detail_response(http::status::service_unavailable, "warming up") : ok_json(R"({"prediction":2})");
+    });
+    test_app app(without(role::prediction), [&](app_config& c) { c.orchestrator.prediction_url = pred.url(); });
+    auto res = post(app.port(role::orchestrator), "/member/offer", txn_body("R1"));
+    CHECK(res.status == 200);
+    CHECK(calls == 3);  // ATS, RESP, and one retry
+    CHECK(count_events(app, "upstream_error") == 1);
+}
+
+TEST_CASE("a 500 from prediction is not retried", "[component]") {
+    std::atomic<int> calls{0};
+    fake_upstream pred([&](const request&) {
+        ++calls;
+        return detail_response(http::status::internal_server_error, "bug");
+    });
+    test_app app(without(role::prediction), [&](app_config& c) { c.orchestrator.prediction_url = pred.url(); });
+    CHECK(post(app.port(role::orchestrator), "/member/offer", txn_body("R2")).status == 502);
+    CHECK(calls == 2);
+}
+
+TEST_CASE("a persist that fails transiently is retried with one Idempotency-Key", "[component]") {
+    std::atomic<int> posts{0};
+    fake_upstream md([&](const request& r) {
+        if (r.method() == http::verb::get) return detail_response(http::status::not_found, "Member not found");
+        return ++posts == 1 ? detail_response(http::status::bad_gateway, "flaky") : ok_json(std::string(r.body()));
+    });
+    test_app app(without(role::member_data), [&](app_config& c) { c.orchestrator.member_data_url = md.url(); });
+    CHECK(post(app.port(role::orchestrator), "/member/offer", txn_body("R3")).status == 200);
+    std::vector<std::string> keys;
+    for (const auto& r : md.requests())
+        if (r.method() == http::verb::post) keys.emplace_back(r["Idempotency-Key"]);
+    REQUIRE(keys.size() == 2);
+    CHECK(!keys[0].empty());
+    CHECK(keys[0] == keys[1]);
+}
+
+TEST_CASE("member-data stores a write once however often its Idempotency-Key is repeated", "[component]") {
+    test_app app(static_cast<std::uint8_t>(role::member_data));
+    const auto port = app.port(role::member_data);
+    const auto body = txn_body("R4");
+    for (int i = 0; i < 3; ++i) CHECK(post(port, "/member_data", body, {{"Idempotency-Key", "k-1"}}).status == 200);
+    CHECK(app.rt().store()->history("R4").size() == 1);
+    CHECK(post(port, "/member_data", txn_body("R4", "2024-06-02T00:00:00Z"), {{"Idempotency-Key", "k-1"}}).status == 422);
+    CHECK(post(port, "/member_data", body).status == 200);  // no key: a new write
+    CHECK(app.rt().store()->history("R4").size() == 2);
+}
+
+TEST_CASE("an orchestrator request repeated with its Idempotency-Key is answered without persisting again", "[component]") {
+    test_app app(all_roles);
+    const auto port = app.port(role::orchestrator);
+    const auto body = txn_body("R5");
+    auto first = post(port, "/member/offer", body, {{"Idempotency-Key", "row-17"}});
+    auto again = post(port, "/member/offer", body, {{"Idempotency-Key", "row-17"}});
+    REQUIRE(first.status == 200);
+    CHECK(again.status == 200);
+    CHECK(json::parse(again.body) == json::parse(first.body));
+    CHECK(again.headers["Idempotent-Replayed"] == "true");
+    CHECK(app.rt().store()->history("R5").size() == 1);
+    auto conflict = post(port, "/member/offer", txn_body("R5", "2024-06-02T00:00:00Z"), {{"Idempotency-Key", "row-17"}});
+    CHECK(conflict.status == 422);
+}
+
+TEST_CASE("after consecutive failures the circuit opens and requests fail fast with 503 and Retry-After", "[component]") {
+    const auto port = closed_port();
+    test_app app(without(role::member_data), [&](app_config& c) {
+        c.orchestrator.member_data_url = "http://127.0.0.1:" + std::to_string(port);
+        c.orchestrator.breaker.failure_threshold = 3;
+        c.orchestrator.breaker.open_for = std::chrono::seconds(30);
+        c.orchestrator.retry.max_attempts = 1;
+    });
+    for (int i = 0; i < 3; ++i) CHECK(post(app.port(role::orchestrator), "/member/offer", txn_body("R6")).status == 504);
+    auto fast = post(app.port(role::orchestrator), "/member/offer", txn_body("R6"));
+    CHECK(fast.status == 503);
+    CHECK(std::stoi(fast.headers["Retry-After"]) >= 1);
+    CHECK(count_events(app, "circuit_state") == 1);
+}
+
+TEST_CASE("retries stop at the request deadline", "[component]") {
+    raw_peer md(raw_peer::mode::hang);
+    test_app app(without(role::member_data), [&](app_config& c) {
+        c.orchestrator.member_data_url = md.url();
+        c.orchestrator.upstream.timeout = std::chrono::milliseconds(200);
+        c.orchestrator.request_deadline = std::chrono::milliseconds(450);
+    });
+    auto res = post(app.port(role::orchestrator), "/member/offer", txn_body("R7"));
+    CHECK(res.status == 504);
+    CHECK(res.elapsed < std::chrono::milliseconds(1500));
+}
