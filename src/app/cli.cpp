@@ -185,7 +185,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("path", po::value<std::string>()->default_value(d.path), "request path; /member_data with a member-data --target seeds histories")
         ("concurrency", po::value<std::size_t>()->default_value(d.concurrency), "requests in flight at most (never two for one member)")
         ("quiet,q", po::bool_switch(), "print only skipped rows, failures and the summary")
-        ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout");
+        ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout")
+        ("retries", po::value<int>()->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)");
     // clang-format on
     po::variables_map vm;
     try {
@@ -211,6 +212,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     const long t = vm["timeout-ms"].as<long>();
     if (t <= 0) return usage_error<stream_config>("stream", "--timeout-ms must be positive");
     c.timeout = ms(t);
+    c.retries = vm["retries"].as<int>();
+    if (c.retries < 0 || c.retries > 20) return usage_error<stream_config>("stream", "--retries must be between 0 and 20");
     return {c, {}, 0};
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <random>
 #include <ostream>
 #include <sstream>
 #include <unordered_set>
@@ -71,6 +72,7 @@ struct stream_state {
     latency_histogram latency;
     stream_summary summary;
     std::string key_prefix;
+    std::minstd_rand jitter{std::random_device{}()};
 
     void flush_printed() {
         while (next_to_print < results.size() && results[next_to_print].done) {
@@ -88,9 +90,19 @@ struct stream_state {
 asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     const row& r = s.rows[i];
     const auto start = std::chrono::steady_clock::now();
+    // The key (file identity + line) lets the orchestrator recognise a retry of this row.
     const std::string key = s.key_prefix + std::to_string(r.line);
-    auto res = co_await s.client.send(http::verb::post, s.cfg.path, r.body,
-                                      call_options{{}, deadline::after(s.cfg.timeout), key});
+    result<response> res = fail(errc::internal, {});
+    for (int attempt = 0;; ++attempt) {
+        res = co_await s.client.send(http::verb::post, s.cfg.path, r.body, call_options{{}, deadline::after(s.cfg.timeout), key});
+        const bool transient = !res || res->result_int() == 429 || res->result_int() >= 500;
+        if (!transient || attempt >= s.cfg.retries) break;
+        ++s.summary.retried;
+        const auto cap = s.cfg.backoff.count() << std::min(attempt, 10);
+        asio::steady_timer pause(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(std::uniform_int_distribution<long>(cap / 2, cap)(s.jitter)));
+        co_await pause.async_wait(nothrow);
+    }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     s.latency.record(us);
     row_result& out = s.results[i];
@@ -159,7 +171,7 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
     limits.timeout = cfg.timeout;
     limits.max_idle = cfg.concurrency;
     stream_state s{cfg, out, err, http_client(ctx.get_executor(), *target, limits), {}, {}, 0, 0, {},
-                   asio::steady_timer(ctx), {}, {}, {}};
+                   asio::steady_timer(ctx), {}, {}, {}, std::minstd_rand{std::random_device{}()}};
     char prefix[32];
     std::snprintf(prefix, sizeof prefix, "%016llx-", static_cast<unsigned long long>(fnv1a(text)));
     s.key_prefix = prefix;
@@ -207,7 +219,7 @@ std::string format_summary(const stream_summary& s) {
     o.precision(3);
     const double rate = s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0;
     o << "summary: rows_read=" << s.rows_read << " sent=" << s.sent << " ok=" << s.ok << " skipped=" << s.skipped
-      << " failed=" << s.failed << " elapsed_s=" << s.elapsed_s;
+      << " failed=" << s.failed << " retried=" << s.retried << " elapsed_s=" << s.elapsed_s;
     o.precision(1);
     o << " rows_per_s=" << rate;
     o.precision(3);

@@ -19,6 +19,8 @@ struct stream_config {
     std::size_t concurrency = 16;                  // requests in flight at most
     bool quiet = false;                            // no per-row output
     std::chrono::milliseconds timeout{10'000};     // per request
+    int retries = 3;                               // extra attempts after a timeout, 429 or 5xx
+    std::chrono::milliseconds backoff{100};        // first retry pause; doubles each time (full jitter)
 };
 
 struct stream_summary {
@@ -27,6 +29,7 @@ struct stream_summary {
     std::uint64_t ok = 0;
     std::uint64_t skipped = 0;    // malformed rows, never sent
     std::uint64_t failed = 0;     // sent but not answered 200
+    std::uint64_t retried = 0;    // extra attempts made
     double elapsed_s = 0;
     double p50_ms = 0, p99_ms = 0;
     bool csv_truncated = false;   // a CSV syntax error stopped reading early
