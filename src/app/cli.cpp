@@ -101,6 +101,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("header-timeout-ms", po::value<long>()->default_value(d.limits.header_timeout.count()), "time allowed to send request headers")
         ("body-timeout-ms", po::value<long>()->default_value(d.limits.body_timeout.count()), "time allowed to send a request body")
         ("throughput-interval-ms", po::value<long>()->default_value(d.throughput_interval.count()), "period of the throughput log event (0: off)")
+        ("ready-interval-ms", po::value<long>()->default_value(d.ready_interval.count()), "upstream health probe period behind GET /ready (0: off, /ready answers 503)")
         ("shutdown-timeout-ms", po::value<long>()->default_value(d.shutdown_timeout.count()), "drain budget on SIGINT/SIGTERM");
     // clang-format on
     po::variables_map vm;
@@ -157,6 +158,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
                                       std::tuple{"throughput-interval-ms", &c.throughput_interval, true},
                                       std::tuple{"breaker-open-ms", &o.breaker.open_for, false},
                                       std::tuple{"idempotency-retention-ms", &o.idempotency_retention, false},
+                                      std::tuple{"ready-interval-ms", &c.ready_interval, true},
                                       std::tuple{"shutdown-timeout-ms", &c.shutdown_timeout, true}})
         if (!positive_ms(flag, *dst, zero_ok))
             return usage_error<app_config>("", std::string("--") + flag + " must be " + (zero_ok ? "at least 0" : "positive"));

@@ -10,6 +10,7 @@
 
 #include "offerd/net/http_server.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
 #include "offerd/services/member_store.hpp"
 #include "offerd/services/services.hpp"
@@ -39,7 +40,21 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         workers_.push_back(std::make_unique<asio::io_context>(1));
         worker_ptrs_.push_back(workers_.back().get());
     }
-    const auto listen = [&](role r, std::uint16_t port, std::shared_ptr<const router> routes) {
+    metrics_ = std::make_shared<metrics_registry>();
+    metrics_->add([](std::string& out) {
+        write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
+        write_sample(out, "offerd_build_info", "version=\"" OFFERD_VERSION "\"", 1);
+        write_metric_header(out, "offerd_http_requests_total", "counter", "HTTP requests by listener, route, method and status.");
+    });
+    std::vector<std::pair<std::string, std::shared_ptr<const router>>> routers;
+    const auto listen = [&](role r, std::uint16_t port, std::shared_ptr<router> routes) {
+        // Every listener serves the whole process's metrics.
+        routes->add(http::verb::get, "/metrics", [m = metrics_](request_context&) -> asio::awaitable<response> {
+            response res = json_response(http::status::ok, m->render());
+            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            co_return res;
+        });
+        routers.emplace_back(to_string(r), routes);
         servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
                                                           cfg_.limits, log_);
     };
@@ -59,6 +74,17 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_);
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }
+    metrics_->add([routers](std::string& out) {
+        for (const auto& [name, r] : routers) r->write_request_counts(out, name);
+    });
+    if (orchestrator_) metrics_->add([o = orchestrator_.get()](std::string& out) { o->write_metrics(out); });
+    if (store_)
+        metrics_->add([s = store_](std::string& out) {
+            write_metric_header(out, "offerd_member_data_transactions", "gauge", "Transactions held by member-data.");
+            write_sample(out, "offerd_member_data_transactions", {}, static_cast<double>(s->transactions()));
+            write_metric_header(out, "offerd_member_data_members", "gauge", "Members with a history in member-data.");
+            write_sample(out, "offerd_member_data_members", {}, static_cast<double>(s->members()));
+        });
 }
 
 runtime::~runtime() { shutdown(); }
@@ -80,6 +106,7 @@ void runtime::start() {
     for (auto& s : servers_)
         if (s) s->start();
     if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
+    if (orchestrator_ && cfg_.ready_interval.count() > 0) orchestrator_->start_readiness_probe(*workers_.front(), cfg_.ready_interval);
     for (auto& w : workers_) threads_.emplace_back([ctx = w.get()] { ctx->run(); });
     for (role r : {role::orchestrator, role::member_data, role::prediction, role::offer_engine})
         if (port(r)) log_event(log_, log_level::info, "listening").with("role", to_string(r)).with("url", base_url(r));
@@ -130,6 +157,7 @@ void runtime::shutdown() {
         if (auto& o = servers_[slot(role::orchestrator)]) drain(*o);
         for (auto& s : servers_)
             if (s) drain(*s);
+        if (orchestrator_) orchestrator_->stop_readiness_probe();
         if (reporter_)
             asio::post(*workers_.front(), [rep = reporter_] {
                 rep->stopped = true;

@@ -2,9 +2,11 @@
 #include "offerd/codec/wire.hpp"
 
 #include <array>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <boost/json/value_stack.hpp>
+#include <charconv>
 #include <cmath>
 #include <optional>
 
@@ -25,15 +27,60 @@ constexpr std::string_view k_pct_gift = "PCT_GIFT_TRANSACTIONS";
 constexpr std::string_view k_pct_redeem = "PCT_REDEEM_TRANSACTIONS";
 constexpr std::string_view k_days = "DAYS_SINCE_LAST_TRANSACTION";
 
+// Boost.JSON 1.81's own parser converts some decimals to a neighbouring double (off by one ulp;
+// exact parsing arrived in 1.83). Features must survive the trip to the prediction service
+// bit-for-bit, so this handler re-reads every decimal's text with std::from_chars, which is
+// exact, and otherwise builds the value exactly like json::parser does.
+struct exact_number_handler {
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    json::value_stack st;
+    std::string number;  // text of a number split across input chunks
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_object_begin(json::error_code&) { return true; }
+    bool on_object_end(std::size_t n, json::error_code&) { return st.push_object(n), true; }
+    bool on_array_begin(json::error_code&) { return true; }
+    bool on_array_end(std::size_t n, json::error_code&) { return st.push_array(n), true; }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) { return st.push_chars(s), true; }
+    bool on_key(json::string_view s, std::size_t, json::error_code&) { return st.push_key(s), true; }
+    bool on_string_part(json::string_view s, std::size_t, json::error_code&) { return st.push_chars(s), true; }
+    bool on_string(json::string_view s, std::size_t, json::error_code&) { return st.push_string(s), true; }
+    bool on_number_part(json::string_view s, json::error_code&) { return number.append(s.data(), s.size()), true; }
+    bool on_int64(std::int64_t i, json::string_view, json::error_code&) { return number.clear(), st.push_int64(i), true; }
+    bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) { return number.clear(), st.push_uint64(u), true; }
+    bool on_double(double d, json::string_view s, json::error_code&) {
+        number.append(s.data(), s.size());
+        double exact = 0;
+        const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), exact);
+        // Out of range: keep Boost's value (inf or 0); callers reject non-finite numbers.
+        st.push_double(ec == std::errc{} && ptr == number.data() + number.size() ? exact : d);
+        number.clear();
+        return true;
+    }
+    bool on_bool(bool b, json::error_code&) { return st.push_bool(b), true; }
+    bool on_null(json::error_code&) { return st.push_null(), true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+};
+
 // Parses into a monotonic resource seeded by a stack buffer: one request's JSON usually fits,
 // so decoding allocates nothing but the decoded strings.
 template <class F>
 auto with_parsed(std::string_view body, F&& f) -> decltype(f(std::declval<const json::value&>())) {
     std::array<unsigned char, 4096> buf;  // NOLINT: uninitialized on purpose, the resource owns it
     json::monotonic_resource mr(buf.data(), buf.size());
+    json::basic_parser<exact_number_handler> p(json::parse_options{});
+    p.handler().st.reset(&mr);
     json::error_code ec;
-    const json::value v = json::parse(json::string_view(body.data(), body.size()), ec, &mr);
+    const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
+    if (!ec && n < body.size()) ec = json::error::extra_data;
     if (ec) return fail(errc::bad_json, "body is not valid JSON: " + ec.message());
+    const json::value v = p.handler().st.release();
     return f(v);
 }
 

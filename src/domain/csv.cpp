@@ -91,7 +91,10 @@ constexpr std::array<std::string_view, 5> column_names{field::member_id, field::
 
 bool parse_number(std::string_view text, double& out) noexcept {
     text = trim(text);
-    if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+    if (!text.empty() && text.front() == '+') {
+        text.remove_prefix(1);
+        if (!text.empty() && text.front() == '-') return false;  // one sign at most
+    }
     if (text.empty()) return false;
     const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     return ec == std::errc{} && ptr == text.data() + text.size() && std::isfinite(out);
@@ -123,12 +126,12 @@ result<transaction> csv_row_to_transaction(const csv_record& rec, const csv_colu
     double points = 0, revenue = 0;
     const bool points_ok = parse_number(get(3), points);
     const bool revenue_ok = parse_number(get(4), revenue);
-    // Validate in field order so the first offending field is the one reported.
-    auto t = make_transaction(get(0), get(1), get(2), points_ok ? points : 0.0, revenue_ok ? revenue : 0.0);
-    if (!t) return t;
+    // Report the first offending field in column order: the text fields (validated with
+    // neutral numbers), then points, then revenue (its range is checked by make_transaction).
+    if (auto t = make_transaction(get(0), get(1), get(2), 0.0, 0.0); !t) return t;
     if (!points_ok) return fail(errc::invalid_field, std::string(field::points) + ": not a finite number");
     if (!revenue_ok) return fail(errc::invalid_field, std::string(field::revenue) + ": not a finite number");
-    return t;
+    return make_transaction(get(0), get(1), get(2), points, revenue);
 }
 
 }  // namespace offerd

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "offerd/domain/timestamp.hpp"
 
@@ -53,6 +54,7 @@ void generate_csv(std::ostream& out, const generator_options& opt) {
     const micros span = 365 * micros_per_day;
     const micros step = std::max<micros>(micros_per_second, span / static_cast<micros>(std::max<std::uint64_t>(1, opt.rows)));
 
+    std::vector<micros> last_ts(members + 1, 0);
     out << "memberId,lastTransactionUtcTs,lastTransactionType,lastTransactionPointsBought,lastTransactionRevenueUSD\n";
     for (std::uint64_t i = 0; i < opt.rows; ++i) {
         // Skewed popularity: squaring a uniform favours low member numbers.
@@ -64,7 +66,8 @@ void generate_csv(std::ostream& out, const generator_options& opt) {
         clock += static_cast<micros>(r.below(static_cast<std::uint64_t>(2 * step)));
         micros ts = clock;
         if (roll < 0.02) ts -= static_cast<micros>(r.below(30)) * micros_per_day;  // late arrival
-        if (roll > 0.99) ts = clock - clock % (60 * micros_per_second);           // likely tie
+        if (roll > 0.985 && last_ts[member] != 0) ts = last_ts[member];           // same second as the member's last
+        last_ts[member] = ts;
 
         const double kind = r.uniform();
         std::string type;

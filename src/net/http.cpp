@@ -63,6 +63,28 @@ response failure_response(const failure& f) {
     }
 }
 
+namespace {
+bool is_hex(std::string_view s) {
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+}  // namespace
+
+trace_context parse_traceparent(std::string_view h) {
+    // version "-" trace-id "-" parent-id "-" flags; future versions may append fields.
+    if (h.size() >= 55 && h[2] == '-' && h[35] == '-' && h[52] == '-' && (h.size() == 55 || h[55] == '-')) {
+        const auto version = h.substr(0, 2), trace = h.substr(3, 32), parent = h.substr(36, 16), flags = h.substr(53, 2);
+        if (is_hex(version) && version != "ff" && !(version == "00" && h.size() != 55) && is_hex(trace) &&
+            !all_zero(trace) && is_hex(parent) && !all_zero(parent) && is_hex(flags))
+            return trace_context{std::string(trace), std::string(flags)};
+    }
+    return trace_context{new_request_id() + new_request_id(), "01"};
+}
+
+std::string child_traceparent(const trace_context& t) { return "00-" + t.trace_id + "-" + new_request_id() + "-" + t.flags; }
+
 std::string new_request_id() {
     thread_local std::mt19937_64 gen{std::random_device{}()};
     static constexpr char hex[] = "0123456789abcdef";

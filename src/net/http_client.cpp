@@ -42,10 +42,27 @@ std::chrono::milliseconds to_ms(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits)
-    : ex_(std::move(ex)), target_(std::move(target)), host_header_(target_.host_header()), limits_(limits) {}
+http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges)
+    : ex_(std::move(ex)), target_(std::move(target)), host_header_(target_.host_header()), limits_(limits), gauges_(gauges) {}
 
-http_client::~http_client() = default;
+http_client::~http_client() {
+    if (gauges_) gauges_->idle.fetch_sub(static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
+}
+
+namespace {
+// Counts a connection as busy for as long as it is out of the idle pool.
+struct busy_mark {
+    pool_gauges* g;
+    explicit busy_mark(pool_gauges* gauges) : g(gauges) {
+        if (g) g->busy.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~busy_mark() {
+        if (g) g->busy.fetch_sub(1, std::memory_order_relaxed);
+    }
+    busy_mark(const busy_mark&) = delete;
+    busy_mark& operator=(const busy_mark&) = delete;
+};
+}  // namespace
 
 asio::awaitable<result<std::unique_ptr<http_client::connection>>> http_client::connect(
     std::chrono::steady_clock::duration budget) {
@@ -72,6 +89,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
     if (!body.empty()) req.set(http::field::content_type, "application/json");
     if (!opts.request_id.empty()) req.set(request_id_header, opts.request_id);
     if (!opts.idempotency_key.empty()) req.set("Idempotency-Key", opts.idempotency_key);
+    if (!opts.traceparent.empty()) req.set("traceparent", opts.traceparent);
     req.body() = std::move(body);
     req.prepare_payload();
 
@@ -88,11 +106,13 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         if (reused) {
             c = std::move(idle_.back());
             idle_.pop_back();
+            if (gauges_) gauges_->idle.fetch_sub(1, std::memory_order_relaxed);
         } else {
             auto fresh = co_await connect(budget);
             if (!fresh) co_return std::move(fresh).error();
             c = std::move(fresh).value();
         }
+        const busy_mark busy(gauges_);
         c->stream.expires_after(budget);
         auto [wec, wn] = co_await http::async_write(c->stream, req, nothrow);
         if (wec) {
@@ -110,6 +130,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         if (res.keep_alive() && idle_.size() < limits_.max_idle) {
             c->stream.expires_never();
             idle_.push_back(std::move(c));
+            if (gauges_) gauges_->idle.fetch_add(1, std::memory_order_relaxed);
         }
         co_return res;
     }

@@ -100,11 +100,15 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         c->busy = true;
         c->stream.expires_never();
         const request req = parser.release();
-        request_context ctx{req, {}, {}, worker};
+        request_context ctx{req, {}, {}, {}, worker};
         if (auto it = req.find(request_id_header); it != req.end() && !it->value().empty() && it->value().size() <= 128)
             ctx.request_id = std::string(it->value());
         else
             ctx.request_id = new_request_id();
+        {
+            const auto tp = req.find("traceparent");
+            ctx.trace = parse_traceparent(tp == req.end() ? std::string_view{} : std::string_view(tp->value()));
+        }
         response res = co_await s->routes->dispatch(ctx);
         res.version(req.version());
         res.set(request_id_header, ctx.request_id);
@@ -168,7 +172,7 @@ http_server::http_server(std::string name, std::span<asio::io_context* const> wo
                          std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
                          logger& log)
     : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log)) {
-    const std::string where = host + ":" + std::to_string(port);
+    const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
     beast::error_code ec;
     tcp::resolver resolver(*workers.front());
     auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);

@@ -3,12 +3,15 @@
 
 #include <exception>
 
+#include "offerd/obs/prometheus.hpp"
+
 namespace offerd {
 
 void router::add(http::verb method, std::string pattern, handler h) {
     const std::size_t brace = pattern.find('{');
     const bool has_param = brace != std::string::npos;
-    routes_.push_back(route{method, has_param ? pattern.substr(0, brace) : pattern, has_param, std::move(h)});
+    std::string prefix = has_param ? pattern.substr(0, brace) : pattern;
+    routes_.push_back(route{method, std::move(pattern), std::move(prefix), has_param, std::move(h)});
 }
 
 asio::awaitable<response> router::dispatch(request_context& ctx) const {
@@ -35,21 +38,46 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
         allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
     }
     if (!match) {
-        if (allow.empty()) co_return detail_response(http::status::not_found, "Not Found");
+        if (allow.empty()) {
+            count(*unmatched_, 404);
+            co_return detail_response(http::status::not_found, "Not Found");
+        }
         response res = detail_response(http::status::method_not_allowed, "Method Not Allowed");
         res.set(http::field::allow, allow);
+        count(*unmatched_, 405);
         co_return res;
     }
     std::string what;
     try {
-        co_return co_await match->h(ctx);
+        response res = co_await match->h(ctx);
+        count(*match->counts, res.result_int());
+        co_return res;
     } catch (const std::exception& e) {
         what = e.what();
     } catch (...) {
         what = "unknown exception";
     }
     if (on_error) on_error(ctx, what);
+    count(*match->counts, 500);
     co_return failure_response(fail(errc::internal, {}));
+}
+
+void router::count(status_counts& c, unsigned status) noexcept {
+    if (status >= 100 && status < 600) c[status - 100].fetch_add(1, std::memory_order_relaxed);
+}
+
+void router::write_request_counts(std::string& out, std::string_view listener) const {
+    const auto emit = [&](const status_counts& c, std::string_view method, std::string_view route) {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            const std::uint64_t n = c[i].load(std::memory_order_relaxed);
+            if (n == 0) continue;
+            const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
+                                       "\",route=\"" + label_value(route) + "\",status=\"" + std::to_string(i + 100) + "\"";
+            write_sample(out, "offerd_http_requests_total", labels, static_cast<double>(n));
+        }
+    };
+    for (const route& r : routes_) emit(*r.counts, http::to_string(r.method), r.pattern);
+    emit(*unmatched_, "any", "unmatched");
 }
 
 }  // namespace offerd

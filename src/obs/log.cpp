@@ -88,7 +88,8 @@ void logger::write(std::string line) {
 
 void logger::flush() { sink_->sink->flush(); }
 
-log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id)
+log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id,
+                     std::string_view trace_id)
     : log_(log.enabled(level) ? &log : nullptr), w_(line_) {
     if (!log_) return;
     line_.reserve(256);
@@ -97,6 +98,7 @@ log_event::log_event(logger& log, log_level level, std::string_view event, std::
     std::string ts = format_rfc3339(now.count(), /*always_fraction=*/true);
     w_.begin_object().member("ts", std::string_view(ts)).member("level", to_string(level)).member("event", event);
     if (!request_id.empty()) w_.member("request_id", request_id);
+    if (!trace_id.empty()) w_.member("trace_id", trace_id);
 }
 
 log_event::~log_event() {

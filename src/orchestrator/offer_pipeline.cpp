@@ -48,7 +48,7 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
     out.history_len = history->items.size();
     out.history_skipped = history->skipped;
     if (history->skipped > 0) {
-        log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id);
+        log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id, ctx.trace_id());
         e.with("memberId", std::string_view(t.member_id)).with("skipped", static_cast<std::uint64_t>(history->skipped));
         if (e.active()) {
             e.writer().key("reasons").begin_array();
@@ -89,7 +89,7 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
     lat[step::persist] = us_since(t1);
     out.persisted = persisted.has_value();
     if (!persisted) {
-        log_event e(ctx.log, log_level::error, "persist_failed", ctx.request_id);
+        log_event e(ctx.log, log_level::error, "persist_failed", ctx.request_id, ctx.trace_id());
         e.with("memberId", std::string_view(t.member_id)).with("error", persisted.error().detail);
         if (e.active()) e.writer().key("transaction").raw(encode_transaction(t));
     }

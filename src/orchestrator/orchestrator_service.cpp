@@ -1,8 +1,15 @@
 // POST /member/offer: parse, admit, sequence, run the pipeline, map, log.
 #include "offerd/orchestrator/orchestrator_service.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "offerd/codec/json_writer.hpp"
 #include "offerd/codec/wire.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/obs/prometheus.hpp"
 #include "offerd/services/services.hpp"
 
 namespace offerd {
@@ -10,6 +17,7 @@ namespace offerd {
 orchestrator_service::orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
                                            const orchestrator_urls& urls, logger& log)
     : cfg_(cfg),
+      urls_(urls),
       log_(log),
       upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log),
       pipeline_(upstreams_, cfg_),
@@ -20,10 +28,78 @@ std::shared_ptr<router> orchestrator_service::make_router() {
     auto r = std::make_shared<router>();
     add_health_route(*r);
     r->add(http::verb::post, "/member/offer", [this](request_context& ctx) { return handle_offer(ctx); });
+    r->add(http::verb::get, "/ready", [this](request_context&) -> asio::awaitable<response> { co_return handle_ready(); });
     r->on_error = [this](const request_context& ctx, std::string_view what) {
-        log_event(log_, log_level::error, "handler_exception", ctx.request_id).with("error", what);
+        log_event(log_, log_level::error, "handler_exception", ctx.request_id, ctx.trace.trace_id).with("error", what);
     };
     return r;
+}
+
+// Last successful health check per upstream, as steady-clock ticks (0: never). The probe
+// coroutine writes, /ready handlers read: atomics. stopped/timer are touched only on the
+// probe's io_context.
+struct orchestrator_service::probe_state {
+    explicit probe_state(asio::io_context& ctx, std::chrono::milliseconds i) : timer(ctx), interval(i) {}
+    std::array<std::atomic<std::int64_t>, 3> last_ok{};
+    asio::steady_timer timer;
+    std::chrono::milliseconds interval;
+    bool stopped = false;
+};
+
+namespace {
+constexpr std::array<const char*, 3> upstream_names{"member-data", "prediction", "offer-engine"};
+
+asio::awaitable<void> probe_loop(std::shared_ptr<orchestrator_service::probe_state> st, std::array<url, 3> targets) {
+    const auto ex = co_await asio::this_coro::executor;
+    std::vector<std::unique_ptr<http_client>> clients;
+    client_limits limits;
+    limits.timeout = st->interval;
+    limits.max_idle = 1;
+    for (const url& u : targets) clients.push_back(std::make_unique<http_client>(ex, u, limits));
+    while (!st->stopped) {
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            auto res = co_await clients[i]->send(http::verb::get, "/health", {}, call_options{{}, deadline::after(st->interval), {}, {}});
+            if (res && res->result() == http::status::ok)
+                st->last_ok[i].store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+        }
+        if (st->stopped) break;
+        st->timer.expires_after(st->interval);
+        co_await st->timer.async_wait(nothrow);
+    }
+}
+}  // namespace
+
+void orchestrator_service::start_readiness_probe(asio::io_context& ctx, std::chrono::milliseconds interval) {
+    probe_ = std::make_shared<probe_state>(ctx, interval);
+    asio::co_spawn(ctx, probe_loop(probe_, {urls_.member_data, urls_.prediction, urls_.offer_engine}), asio::detached);
+}
+
+void orchestrator_service::stop_readiness_probe() {
+    if (!probe_) return;
+    asio::post(probe_->timer.get_executor(), [st = probe_] {
+        st->stopped = true;
+        st->timer.cancel();
+    });
+}
+
+response orchestrator_service::handle_ready() const {
+    std::string out;
+    json_writer w(out);
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    const auto stale = probe_ ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(probe_->interval * 3).count() : 0;
+    bool ready = probe_ != nullptr;
+    w.begin_object();
+    w.key("upstreams").begin_object();
+    for (std::size_t i = 0; i < upstream_names.size(); ++i) {
+        const std::int64_t last = probe_ ? probe_->last_ok[i].load(std::memory_order_relaxed) : 0;
+        const bool up = last != 0 && now - last <= stale;
+        ready = ready && up;
+        w.member(upstream_names[i], up ? "up" : "down");
+    }
+    w.end_object();
+    w.member("status", ready ? "ready" : "not ready");
+    w.end_object();
+    return json_response(ready ? http::status::ok : http::status::service_unavailable, std::move(out));
 }
 
 namespace {
@@ -59,13 +135,13 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
         ~in_flight_guard() { n.fetch_sub(1, std::memory_order_relaxed); }
     } guard{in_flight_};
     if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= cfg_.max_in_flight) {
-        log_event(log_, log_level::warn, "overloaded", ctx.request_id).with("in_flight", static_cast<std::uint64_t>(in_flight_.load()));
+        log_event(log_, log_level::warn, "overloaded", ctx.request_id, ctx.trace.trace_id).with("in_flight", static_cast<std::uint64_t>(in_flight_.load()));
         co_return failure_response(fail(errc::overloaded, {}));
     }
 
     auto parsed = decode_transaction(ctx.req.body());
     if (!parsed) {
-        log_event(log_, log_level::info, "rejected", ctx.request_id)
+        log_event(log_, log_level::info, "rejected", ctx.request_id, ctx.trace.trace_id)
             .with("status", static_cast<std::int64_t>(static_cast<unsigned>(status_for(parsed.error().code))))
             .with("detail", parsed.error().detail);
         co_return failure_response(parsed.error());
@@ -79,7 +155,7 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
     }
     // Member-data de-duplicates persists by this key, which is what makes retrying them safe.
     const std::string persist_key = key.empty() ? "auto-" + new_request_id() + new_request_id() : "key-" + std::string(key);
-    const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_, persist_key};
+    const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_, persist_key, &ctx.trace};
 
     offer_outcome outcome;
     auto turn = co_await sequencer_.acquire(t.member_id, call.until);
@@ -93,7 +169,7 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
                 turn->release();
                 if (seen->body_hash != body_hash)
                     co_return failure_response(fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body"));
-                log_event(log_, log_level::info, "offer_replayed", ctx.request_id)
+                log_event(log_, log_level::info, "offer_replayed", ctx.request_id, ctx.trace.trace_id)
                     .with("memberId", std::string_view(t.member_id))
                     .with("idempotency_key", key);
                 response replay = json_response(static_cast<http::status>(seen->status), seen->body);
@@ -112,11 +188,30 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
     response res = outcome.error ? failure_response(*outcome.error)
                                  : json_response(http::status::ok, encode_member_offer(t.member_id, outcome.offer));
     {
-        log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id);
+        log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id, ctx.trace.trace_id);
         write_offer_event(e, t, outcome, res.result_int());
     }
     metrics_.record(ctx.worker, outcome.latency, !outcome.error);
+    for (std::size_t i = 0; i < step_count; ++i)
+        if (outcome.latency.us[i] >= 0) step_seconds_[i].observe_us(outcome.latency.us[i]);
+    if (!outcome.error) offers_[outcome.offer == offer_discount ? 0 : outcome.offer == offer_bonus ? 1 : 2].fetch_add(1, std::memory_order_relaxed);
+    history_skipped_.fetch_add(outcome.history_skipped, std::memory_order_relaxed);
     co_return res;
+}
+
+void orchestrator_service::write_metrics(std::string& out) const {
+    write_metric_header(out, "offerd_pipeline_step_seconds", "histogram", "Offer pipeline latency per step.");
+    for (std::size_t i = 0; i < step_count; ++i)
+        step_seconds_[i].write(out, "offerd_pipeline_step_seconds", "step=\"" + std::string(to_string(static_cast<step>(i))) + "\"");
+    write_metric_header(out, "offerd_in_flight_requests", "gauge", "Offer requests in progress.");
+    write_sample(out, "offerd_in_flight_requests", {}, static_cast<double>(in_flight_.load()));
+    write_metric_header(out, "offerd_offers_total", "counter", "Offers answered, by offer.");
+    write_sample(out, "offerd_offers_total", "offer=\"50% Discount\"", static_cast<double>(offers_[0].load()));
+    write_sample(out, "offerd_offers_total", "offer=\"35% Bonus\"", static_cast<double>(offers_[1].load()));
+    write_sample(out, "offerd_offers_total", "offer=\"other\"", static_cast<double>(offers_[2].load()));
+    write_metric_header(out, "offerd_history_skipped_total", "counter", "History entries from member-data that could not be parsed.");
+    write_sample(out, "offerd_history_skipped_total", {}, static_cast<double>(history_skipped_.load()));
+    upstreams_.write_metrics(out);
 }
 
 }  // namespace offerd

@@ -7,13 +7,31 @@
 
 #include "offerd/app/config.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/obs/prometheus.hpp"
 
 namespace offerd {
 
+namespace {
+// Outcome labels of offerd_upstream_call_seconds.
+constexpr std::array<std::string_view, 7> outcome_names{"ok", "upstream_timeout", "upstream_unavailable", "upstream_bad_status",
+                                                        "upstream_bad_response", "circuit_open", "other"};
+std::size_t outcome_index(errc e) {
+    switch (e) {
+    case errc::ok: return 0;
+    case errc::upstream_timeout: return 1;
+    case errc::upstream_unavailable: return 2;
+    case errc::upstream_bad_status: return 3;
+    case errc::upstream_bad_response: return 4;
+    case errc::circuit_open: return 5;
+    default: return 6;
+    }
+}
+}  // namespace
+
 struct upstreams::service {
     struct per_worker {
-        per_worker(asio::io_context& ctx, const url& u, const orchestrator_config& cfg)
-            : client(ctx.get_executor(), u, cfg.upstream), budget(cfg.retry.budget_ratio) {}
+        per_worker(asio::io_context& ctx, const url& u, const orchestrator_config& cfg, pool_gauges* gauges)
+            : client(ctx.get_executor(), u, cfg.upstream, gauges), budget(cfg.retry.budget_ratio) {}
         http_client client;
         retry_budget budget;
         std::minstd_rand jitter{std::random_device{}()};
@@ -21,11 +39,13 @@ struct upstreams::service {
     service(std::string_view n, std::span<asio::io_context* const> workers, const url& u, const orchestrator_config& cfg,
             logger& log)
         : name(n), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
-        for (asio::io_context* w : workers) slots.push_back(std::make_unique<per_worker>(*w, u, cfg));
+        for (asio::io_context* w : workers) slots.push_back(std::make_unique<per_worker>(*w, u, cfg, &pool));
     }
     std::string_view name;
     retry_config retry;
     circuit_breaker breaker;
+    pool_gauges pool;
+    std::array<prom_histogram, outcome_names.size()> calls;  // per attempt, by outcome
     std::vector<std::unique_ptr<per_worker>> slots;
 };
 
@@ -41,7 +61,7 @@ namespace {
 
 void log_failure(const call_context& ctx, std::string_view service, std::string_view path, const failure& f, int attempt,
                  unsigned status = 0) {
-    log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id);
+    log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id, ctx.trace_id());
     e.with("service", service).with("path", path).with("attempt", attempt).with("outcome", errc_name(f.code));
     if (status != 0) e.with("status", static_cast<std::int64_t>(status));
     e.with("error", f.detail);
@@ -56,15 +76,20 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
                                        unsigned also_ok = 0, std::string_view idempotency_key = {}) {
     auto& slot = *svc.slots[worker];
     slot.budget.on_request();
-    const call_options opts{ctx.request_id, ctx.until, idempotency_key};
     for (int attempt = 1;; ++attempt) {
         if (auto wait = svc.breaker.admit()) {
             const int secs = static_cast<int>((wait->count() + 999) / 1000);
             failure f = fail(errc::circuit_open, std::string(svc.name) + " is failing; circuit open", secs);
             log_failure(ctx, svc.name, path, f, attempt);
+            svc.calls[outcome_index(errc::circuit_open)].observe_us(0);
             co_return f;
         }
-        auto res = co_await slot.client.send(method, path, body, opts);
+        const std::string traceparent = ctx.trace ? child_traceparent(*ctx.trace) : std::string();
+        const auto started = std::chrono::steady_clock::now();
+        auto res = co_await slot.client.send(method, path, body, call_options{ctx.request_id, ctx.until, idempotency_key, traceparent});
+        const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+        const bool answered_ok = res && (res->result_int() == 200 || res->result_int() == also_ok);
+        svc.calls[outcome_index(answered_ok ? errc::ok : !res ? res.error().code : errc::upstream_bad_status)].observe_us(took);
         failure f;
         unsigned status = 0;
         bool retry = false;
@@ -94,6 +119,20 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
         if (pause >= ctx.until.remaining()) co_return f;
         asio::steady_timer timer(co_await asio::this_coro::executor, pause);
         co_await timer.async_wait(nothrow);
+    }
+}
+
+void write_service_metrics(std::string& out, const upstreams::service& svc, int part) {
+    const std::string service = "service=\"" + std::string(svc.name) + "\"";
+    if (part == 0) {
+        for (std::size_t i = 0; i < outcome_names.size(); ++i)
+            if (svc.calls[i].count() > 0)
+                svc.calls[i].write(out, "offerd_upstream_call_seconds", service + ",outcome=\"" + std::string(outcome_names[i]) + "\"");
+    } else if (part == 1) {
+        write_sample(out, "offerd_upstream_connections", service + ",state=\"idle\"", static_cast<double>(svc.pool.idle.load()));
+        write_sample(out, "offerd_upstream_connections", service + ",state=\"busy\"", static_cast<double>(svc.pool.busy.load()));
+    } else {
+        write_sample(out, "offerd_circuit_state", service, svc.breaker.state_code());
     }
 }
 
@@ -134,6 +173,15 @@ asio::awaitable<result<std::string>> upstreams::assign_offer(std::size_t worker,
     auto o = decode_offer(res->body());
     if (!o) co_return bad_body<std::string>(ctx, offer_engine_->name, path, o.error());
     co_return o;
+}
+
+void upstreams::write_metrics(std::string& out) const {
+    write_metric_header(out, "offerd_upstream_call_seconds", "histogram", "Upstream call attempts by service and outcome.");
+    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 0);
+    write_metric_header(out, "offerd_upstream_connections", "gauge", "Upstream keep-alive connections, idle or busy.");
+    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 1);
+    write_metric_header(out, "offerd_circuit_state", "gauge", "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.");
+    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 2);
 }
 
 asio::awaitable<result<done>> upstreams::persist(std::size_t worker, const transaction& t, const call_context& ctx) {

@@ -165,6 +165,7 @@ test_app::test_app(std::uint8_t roles, const std::function<void(app_config&)>& t
     cfg_.orchestrator_port = cfg_.member_data_port = cfg_.prediction_port = cfg_.offer_engine_port = 0;
     cfg_.threads = 2;
     cfg_.throughput_interval = std::chrono::milliseconds(0);
+    cfg_.ready_interval = std::chrono::milliseconds(0);  // no background probes hitting the fakes
     cfg_.shutdown_timeout = std::chrono::milliseconds(2000);
     cfg_.log = log_config{log_path_, log_level::info};
     if (tweak) tweak(cfg_);

@@ -44,6 +44,7 @@ struct app_config {
     orchestrator_config orchestrator;
     log_config log;
     std::chrono::milliseconds throughput_interval{10'000};  // 0 disables the throughput event
+    std::chrono::milliseconds ready_interval{1'000};        // upstream health probe period for GET /ready (0: off)
     std::chrono::milliseconds shutdown_timeout{10'000};     // drain budget on SIGINT/SIGTERM
 
     bool has(role r) const noexcept { return (roles & static_cast<std::uint8_t>(r)) != 0; }

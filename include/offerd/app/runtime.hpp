@@ -16,6 +16,7 @@ namespace offerd {
 class http_server;
 class logger;
 class member_store;
+class metrics_registry;
 class orchestrator_service;
 
 class runtime {
@@ -52,6 +53,7 @@ private:
     std::shared_ptr<member_store> store_;
     std::unique_ptr<orchestrator_service> orchestrator_;
     std::unique_ptr<http_server> servers_[4];  // indexed by role bit position
+    std::shared_ptr<metrics_registry> metrics_;
     struct reporter;
     std::shared_ptr<reporter> reporter_;
     bool started_ = false;

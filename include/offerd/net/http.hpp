@@ -39,4 +39,14 @@ response failure_response(const failure& f);
 // 16 hex chars, unique enough for correlating logs; cheap (thread-local PRNG).
 std::string new_request_id();
 
+// W3C trace context. parse_traceparent takes the incoming header's trace id and flags when the
+// header is valid (version 00 layout, non-zero ids), else starts a new trace.
+struct trace_context {
+    std::string trace_id;      // 32 lowercase hex
+    std::string flags = "01";  // sampled
+};
+trace_context parse_traceparent(std::string_view header);
+// "00-<trace id>-<new span id>-<flags>" for a call we make.
+std::string child_traceparent(const trace_context& t);
+
 }  // namespace offerd

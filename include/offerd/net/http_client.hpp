@@ -4,6 +4,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <atomic>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <cstddef>
@@ -24,15 +25,22 @@ struct client_limits {
     std::size_t max_response_bytes = 16u << 20;
 };
 
+// Connection counts of one upstream's pools, summed over workers (for /metrics).
+struct pool_gauges {
+    std::atomic<std::int64_t> idle{0};
+    std::atomic<std::int64_t> busy{0};
+};
+
 struct call_options {
     std::string_view request_id;  // sent as X-Request-ID when not empty
     deadline until;               // the request's budget; also sent as X-Request-Deadline-Ms
     std::string_view idempotency_key;  // sent as Idempotency-Key when not empty
+    std::string_view traceparent;      // W3C trace context, sent as traceparent when not empty
 };
 
 class http_client {
 public:
-    http_client(asio::any_io_executor ex, url target, const client_limits& limits);
+    http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr);
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;
@@ -57,6 +65,7 @@ private:
     url target_;
     std::string host_header_;
     client_limits limits_;
+    pool_gauges* gauges_;
     std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
     std::vector<std::unique_ptr<connection>> idle_;
 };

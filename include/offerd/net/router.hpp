@@ -1,7 +1,10 @@
 // Route table: method + path pattern -> handler, with 404 vs 405 and a catch-all 500.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <boost/beast/http/verb.hpp>
+#include <memory>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -16,6 +19,7 @@ struct request_context {
     const request& req;
     std::string_view param;  // the {name} segment when the route has one
     std::string request_id;  // echoed from X-Request-ID or generated
+    trace_context trace;     // from traceparent, or a new trace
     std::size_t worker = 0;  // index of the io_context (thread) serving this connection
 };
 
@@ -31,14 +35,23 @@ public:
 
     std::function<void(const request_context&, std::string_view what)> on_error;
 
+    // Appends offerd_http_requests_total samples (per route, method and status) for this
+    // router under the given listener label. Counting is a relaxed atomic increment.
+    void write_request_counts(std::string& out, std::string_view listener) const;
+
 private:
+    using status_counts = std::array<std::atomic<std::uint64_t>, 500>;  // index: status - 100
     struct route {
         http::verb method;
+        std::string pattern;
         std::string prefix;  // the literal part; for parameter routes ends with '/'
         bool has_param;
         handler h;
+        std::unique_ptr<status_counts> counts = std::make_unique<status_counts>();
     };
+    static void count(status_counts& c, unsigned status) noexcept;
     std::vector<route> routes_;
+    std::unique_ptr<status_counts> unmatched_ = std::make_unique<status_counts>();
 };
 
 }  // namespace offerd

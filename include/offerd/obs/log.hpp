@@ -46,11 +46,13 @@ private:
     boost::log::sources::logger_mt source_;
 };
 
-// Builds one event: {"ts":…,"level":…,"event":…,"request_id":…, fields…}; written on destruction.
+// Builds one event: {"ts":…,"level":…,"event":…,"request_id":…,"trace_id":…, fields…}; written on
+// destruction.
 // Costs nothing beyond a branch when the level is disabled.
 class log_event {
 public:
-    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {});
+    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {},
+              std::string_view trace_id = {});
     ~log_event();
     log_event(const log_event&) = delete;
     log_event& operator=(const log_event&) = delete;

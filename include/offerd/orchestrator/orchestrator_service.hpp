@@ -9,6 +9,7 @@
 
 #include "offerd/app/config.hpp"
 #include "offerd/obs/metrics.hpp"
+#include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/idempotency_cache.hpp"
 #include "offerd/orchestrator/member_sequencer.hpp"
 #include "offerd/orchestrator/offer_pipeline.hpp"
@@ -27,23 +28,38 @@ public:
     orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
                          const orchestrator_urls& urls, logger& log);
 
-    // GET /health, POST /member/offer. The service must outlive the router's listener.
+    // GET /health, GET /ready, POST /member/offer. The service must outlive the router's listener.
     std::shared_ptr<router> make_router();
 
+    // Probes each upstream's GET /health every `interval` on ctx; GET /ready answers 200 only
+    // while every upstream answered within the last three intervals, else 503 naming them.
+    void start_readiness_probe(asio::io_context& ctx, std::chrono::milliseconds interval);
+    void stop_readiness_probe();
+
+    struct probe_state;
+
     pipeline_metrics& metrics() noexcept { return metrics_; }
+    // Prometheus samples: pipeline steps, in-flight, offers, skipped history, upstream calls.
+    void write_metrics(std::string& out) const;
     std::size_t in_flight() const noexcept { return in_flight_.load(); }
 
 private:
     asio::awaitable<response> handle_offer(request_context& ctx);
+    response handle_ready() const;
 
     orchestrator_config cfg_;
+    orchestrator_urls urls_;
     logger& log_;
+    std::shared_ptr<probe_state> probe_;
     upstreams upstreams_;
     offer_pipeline pipeline_;
     member_sequencer sequencer_;
     idempotency_cache answers_;
     pipeline_metrics metrics_;
     std::atomic<std::size_t> in_flight_{0};
+    std::array<prom_histogram, step_count> step_seconds_;
+    std::array<std::atomic<std::uint64_t>, 3> offers_{};  // discount, bonus, other
+    std::atomic<std::uint64_t> history_skipped_{0};
 };
 
 }  // namespace offerd

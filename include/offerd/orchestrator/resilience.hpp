@@ -51,6 +51,7 @@ public:
     void on_success();
     void on_failure(clock::time_point now = clock::now());
     const char* state_name() const noexcept;
+    int state_code() const noexcept { return state_.load(std::memory_order_relaxed); }  // 0 closed, 1 open, 2 half-open
 
 private:
     enum state : int { closed = 0, open = 1, half_open = 2 };

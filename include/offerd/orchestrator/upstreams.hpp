@@ -23,6 +23,8 @@ struct call_context {
     deadline until;
     logger& log;
     std::string_view persist_key;  // Idempotency-Key for the persist, which makes it safe to retry
+    const trace_context* trace = nullptr;  // propagated to every upstream call
+    std::string_view trace_id() const noexcept { return trace ? std::string_view(trace->trace_id) : std::string_view{}; }
 };
 
 enum class model : std::uint8_t { ats, resp };
@@ -50,6 +52,9 @@ public:
                                             const call_context& ctx);
     asio::awaitable<result<std::string>> assign_offer(std::size_t worker, offer_request r, const call_context& ctx);
     asio::awaitable<result<done>> persist(std::size_t worker, const transaction& t, const call_context& ctx);
+
+    // offerd_upstream_call_seconds, offerd_upstream_connections, offerd_circuit_state.
+    void write_metrics(std::string& out) const;
 
     struct service;  // one upstream: its breaker and per-worker clients and budgets
 
