@@ -94,6 +94,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("breaker-threshold", po::value<int>()->default_value(d.orchestrator.breaker.failure_threshold), "consecutive upstream failures that open its circuit (0: never)")
         ("breaker-open-ms", po::value<long>()->default_value(d.orchestrator.breaker.open_for.count()), "how long an open circuit fails fast before one probe")
         ("idempotency-retention-ms", po::value<long>()->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
+        ("data-dir", po::value<std::string>(), "directory for the durable outbox (outbox.log); without it the outbox lives in memory only")
+        ("outbox-fsync", po::value<std::string>()->default_value("always"), "always: fdatasync each outbox record; never: leave it to the OS")
         ("pool-size", po::value<std::size_t>()->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
         ("max-in-flight", po::value<std::size_t>()->default_value(d.orchestrator.max_in_flight), "offer requests in progress before answering 503")
         ("max-connections", po::value<std::size_t>()->default_value(d.limits.max_connections), "open connections per listener")
@@ -168,6 +170,10 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     if (o.retry.max_attempts < 1 || o.retry.max_attempts > 10) return usage_error<app_config>("", "--max-attempts must be between 1 and 10");
     if (!(o.retry.budget_ratio >= 0 && o.retry.budget_ratio <= 1)) return usage_error<app_config>("", "--retry-budget must be between 0 and 1");
     if (o.breaker.failure_threshold < 0) return usage_error<app_config>("", "--breaker-threshold must be at least 0");
+    if (vm.count("data-dir")) o.outbox.dir = vm["data-dir"].as<std::string>();
+    const std::string fsync = vm["outbox-fsync"].as<std::string>();
+    if (fsync != "always" && fsync != "never") return usage_error<app_config>("", "--outbox-fsync must be always or never");
+    o.outbox.fsync = fsync == "always";
     o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
     o.max_in_flight = vm["max-in-flight"].as<std::size_t>();
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();

@@ -106,6 +106,7 @@ void runtime::start() {
     for (auto& s : servers_)
         if (s) s->start();
     if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
+    if (orchestrator_) orchestrator_->start_outbox_drainer(*workers_.front());
     if (orchestrator_ && cfg_.ready_interval.count() > 0) orchestrator_->start_readiness_probe(*workers_.front(), cfg_.ready_interval);
     for (auto& w : workers_) threads_.emplace_back([ctx = w.get()] { ctx->run(); });
     for (role r : {role::orchestrator, role::member_data, role::prediction, role::offer_engine})
@@ -157,7 +158,10 @@ void runtime::shutdown() {
         if (auto& o = servers_[slot(role::orchestrator)]) drain(*o);
         for (auto& s : servers_)
             if (s) drain(*s);
-        if (orchestrator_) orchestrator_->stop_readiness_probe();
+        if (orchestrator_) {
+            orchestrator_->stop_readiness_probe();
+            orchestrator_->stop_outbox_drainer();
+        }
         if (reporter_)
             asio::post(*workers_.front(), [rep = reporter_] {
                 rep->stopped = true;

@@ -47,6 +47,10 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
     }
     out.history_len = history->items.size();
     out.history_skipped = history->skipped;
+    if (auto pending = outbox_.pending_for(t.member_id); !pending.empty()) {
+        out.pending_writes = pending.size();
+        history->items.insert(history->items.end(), pending.begin(), pending.end());
+    }
     if (history->skipped > 0) {
         log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id, ctx.trace_id());
         e.with("memberId", std::string_view(t.member_id)).with("skipped", static_cast<std::uint64_t>(history->skipped));
@@ -85,14 +89,22 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
     out.offer = std::move(offer).value();
 
     t1 = steady::now();
-    auto persisted = co_await up_.persist(worker, t, ctx);
-    lat[step::persist] = us_since(t1);
-    out.persisted = persisted.has_value();
-    if (!persisted) {
-        log_event e(ctx.log, log_level::error, "persist_failed", ctx.request_id, ctx.trace_id());
-        e.with("memberId", std::string_view(t.member_id)).with("error", persisted.error().detail);
+    std::string why_deferred = "earlier writes of this member are waiting in the outbox";
+    if (!outbox_.has_pending(t.member_id)) {
+        auto persisted = co_await up_.persist(worker, t, ctx);
+        out.persisted = persisted.has_value();
+        if (!persisted) why_deferred = persisted.error().detail;
+    }
+    if (!out.persisted) {
+        auto queued = outbox_.add(std::string(ctx.persist_key), t);
+        out.deferred = queued.has_value();
+        log_event e(ctx.log, queued ? log_level::warn : log_level::error, queued ? "persist_deferred" : "persist_failed",
+                    ctx.request_id, ctx.trace_id());
+        e.with("memberId", std::string_view(t.member_id)).with("reason", why_deferred);
+        if (!queued) e.with("error", queued.error().detail);
         if (e.active()) e.writer().key("transaction").raw(encode_transaction(t));
     }
+    lat[step::persist] = us_since(t1);
     lat[step::total] = us_since(t0);
     co_return out;
 }

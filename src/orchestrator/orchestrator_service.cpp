@@ -20,7 +20,8 @@ orchestrator_service::orchestrator_service(std::span<asio::io_context* const> wo
       urls_(urls),
       log_(log),
       upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log),
-      pipeline_(upstreams_, cfg_),
+      outbox_(cfg.outbox),
+      pipeline_(upstreams_, outbox_, cfg_),
       answers_(cfg.idempotency_retention, cfg.idempotency_capacity),
       metrics_(workers.size()) {}
 
@@ -82,6 +83,67 @@ void orchestrator_service::stop_readiness_probe() {
     });
 }
 
+struct orchestrator_service::drain_state {
+    explicit drain_state(asio::io_context& ctx) : timer(ctx) {}
+    asio::steady_timer timer;
+    bool stopped = false;  // touched only on the drainer's io_context
+};
+
+asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* self, std::shared_ptr<drain_state> st) {
+    const auto& cfg = self->cfg_.outbox;
+    auto backoff = cfg.retry_min;
+    while (!st->stopped) {
+        auto next = self->outbox_.size() ? self->outbox_.front() : std::nullopt;
+        if (next) {
+            const deadline until = deadline::after(self->cfg_.request_deadline);
+            auto turn = co_await self->sequencer_.acquire(next->txn.member_id, until);
+            if (turn) {
+                const std::string rid = "outbox-" + std::to_string(next->seq);
+                const call_context ctx{rid, until, self->log_, next->key, nullptr};
+                auto delivered = co_await self->upstreams_.persist(0, next->txn, ctx);
+                turn->release();
+                if (delivered) {
+                    self->outbox_.acknowledge(next->seq);
+                    log_event(self->log_, log_level::info, "outbox_delivered", rid)
+                        .with("memberId", std::string_view(next->txn.member_id))
+                        .with("remaining", static_cast<std::uint64_t>(self->outbox_.size()));
+                    backoff = cfg.retry_min;
+                    continue;
+                }
+            }
+            backoff = std::min(cfg.retry_max, backoff * 2);
+        }
+        st->timer.expires_after(next ? backoff : cfg.retry_min);
+        co_await st->timer.async_wait(nothrow);
+    }
+}
+
+void orchestrator_service::start_outbox_drainer(asio::io_context& ctx) {
+    drain_ = std::make_shared<drain_state>(ctx);
+    asio::co_spawn(ctx, drain_loop(this, drain_), asio::detached);
+}
+
+void orchestrator_service::stop_outbox_drainer() {
+    if (drain_)
+        asio::post(drain_->timer.get_executor(), [st = drain_] {
+            st->stopped = true;
+            st->timer.cancel();
+        });
+    if (outbox_.size() == 0) return;
+    if (!cfg_.outbox.dir.empty()) {
+        log_event(log_, log_level::warn, "outbox_pending_on_disk")
+            .with("count", static_cast<std::uint64_t>(outbox_.size()))
+            .with("dir", cfg_.outbox.dir);
+        return;
+    }
+    // Memory only: say exactly what was not delivered, so it can be replayed.
+    for (const auto& it : outbox_.snapshot()) {
+        log_event e(log_, log_level::error, "outbox_undelivered");
+        e.with("memberId", std::string_view(it.txn.member_id)).with("idempotency_key", it.key);
+        if (e.active()) e.writer().key("transaction").raw(encode_transaction(it.txn));
+    }
+}
+
 response orchestrator_service::handle_ready() const {
     std::string out;
     json_writer w(out);
@@ -115,7 +177,7 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
     w.member("ats", o.ats).member("resp", o.resp);
     if (o.offer.empty()) w.key("offer").null();
     else w.member("offer", std::string_view(o.offer));
-    w.member("persisted", o.persisted);
+    w.member("persisted", o.persisted).member("deferred", o.deferred).member("pending_writes", static_cast<std::uint64_t>(o.pending_writes));
     if (o.error) w.member("error", errc_name(o.error->code)).member("error_detail", std::string_view(o.error->detail));
     w.key("latency_us").begin_object();
     for (std::size_t i = 0; i < step_count; ++i) {
@@ -209,6 +271,8 @@ void orchestrator_service::write_metrics(std::string& out) const {
     write_sample(out, "offerd_offers_total", "offer=\"50% Discount\"", static_cast<double>(offers_[0].load()));
     write_sample(out, "offerd_offers_total", "offer=\"35% Bonus\"", static_cast<double>(offers_[1].load()));
     write_sample(out, "offerd_offers_total", "offer=\"other\"", static_cast<double>(offers_[2].load()));
+    write_metric_header(out, "offerd_outbox_pending", "gauge", "Transactions waiting in the outbox for member-data.");
+    write_sample(out, "offerd_outbox_pending", {}, static_cast<double>(outbox_.size()));
     write_metric_header(out, "offerd_history_skipped_total", "counter", "History entries from member-data that could not be parsed.");
     write_sample(out, "offerd_history_skipped_total", {}, static_cast<double>(history_skipped_.load()));
     upstreams_.write_metrics(out);

@@ -168,7 +168,7 @@ TEST_CASE("offer-engine answering garbage gives 502 and nothing is persisted", "
     CHECK(app.rt().store()->transactions() == 0);
 }
 
-TEST_CASE("a failed persist still returns the offer and logs the transaction at error level", "[component]") {
+TEST_CASE("a failed persist still returns the offer and defers the transaction to the outbox", "[component]") {
     fake_upstream md([](const request& r) {
         if (r.method() == http::verb::get) return detail_response(http::status::not_found, "Member not found");
         return detail_response(http::status::service_unavailable, "read-only");
@@ -179,8 +179,8 @@ TEST_CASE("a failed persist still returns the offer and logs the transaction at 
     bool logged = false;
     for (const auto& line : app.log_lines()) {
         auto v = json::parse(line).as_object();
-        if (v.at("event") == "persist_failed") {
-            CHECK(v.at("level") == "error");
+        if (v.at("event") == "persist_deferred") {
+            CHECK(v.at("level") == "warn");
             CHECK(v.at("transaction").at("memberId") == "F1");
             logged = true;
         }

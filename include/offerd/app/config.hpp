@@ -10,6 +10,7 @@
 #include "offerd/net/http_client.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/orchestrator/outbox.hpp"
 #include "offerd/orchestrator/resilience.hpp"
 
 namespace offerd {
@@ -27,6 +28,7 @@ struct orchestrator_config {
     breaker_config breaker;        // opens after 5 consecutive failures for 2 s
     std::chrono::milliseconds idempotency_retention{600'000};  // Idempotency-Key answers kept 10 min
     std::size_t idempotency_capacity = 100'000;                // ... at most this many
+    outbox_config outbox;          // where undeliverable persists wait; memory only unless dir is set
     std::chrono::milliseconds request_deadline{5'000};
     std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
     std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After

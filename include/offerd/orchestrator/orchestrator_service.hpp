@@ -36,7 +36,14 @@ public:
     void start_readiness_probe(asio::io_context& ctx, std::chrono::milliseconds interval);
     void stop_readiness_probe();
 
+    // Delivers outbox entries in order on ctx (worker 0), each under its member's lease, with
+    // exponential backoff while member-data refuses. stop_outbox_drainer() logs what is left.
+    void start_outbox_drainer(asio::io_context& ctx);
+    void stop_outbox_drainer();
+    const outbox& pending_writes() const noexcept { return outbox_; }
+
     struct probe_state;
+    struct drain_state;
 
     pipeline_metrics& metrics() noexcept { return metrics_; }
     // Prometheus samples: pipeline steps, in-flight, offers, skipped history, upstream calls.
@@ -51,7 +58,10 @@ private:
     orchestrator_urls urls_;
     logger& log_;
     std::shared_ptr<probe_state> probe_;
+    std::shared_ptr<drain_state> drain_;
+    static asio::awaitable<void> drain_loop(orchestrator_service* self, std::shared_ptr<drain_state> st);
     upstreams upstreams_;
+    outbox outbox_;
     offer_pipeline pipeline_;
     member_sequencer sequencer_;
     idempotency_cache answers_;

@@ -1,0 +1,69 @@
+// The outbox: transactions member-data could not take, kept (optionally on disk) and delivered
+// later in order, so no accepted transaction is lost.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "offerd/domain/transaction.hpp"
+
+namespace offerd {
+
+struct outbox_config {
+    std::string dir;    // empty: kept in memory only (lost if the process dies)
+    bool fsync = true;  // fdatasync after every record written to disk
+    std::chrono::milliseconds retry_min{100};
+    std::chrono::milliseconds retry_max{5'000};
+};
+
+// Thread-safe behind one mutex. has_pending() is lock-free while the outbox is empty, which is
+// the normal case, so the hot path pays one atomic load. Disk writes happen only when a persist
+// failed, under the mutex, with the file in append mode: `P <seq> <crc32> <json>` adds an item,
+// `A <seq>` acknowledges it. Replay keeps items without an acknowledgement; a torn or corrupt
+// line ends the replay there (crash mid-write). The file is truncated whenever the outbox empties.
+class outbox {
+public:
+    struct item {
+        std::uint64_t seq = 0;
+        std::string key;  // Idempotency-Key the delivery uses
+        transaction txn;
+    };
+
+    // Replays DIR/outbox.log when a directory is configured. Throws std::runtime_error when the
+    // directory or file cannot be used.
+    explicit outbox(const outbox_config& cfg);
+    ~outbox();
+    outbox(const outbox&) = delete;
+    outbox& operator=(const outbox&) = delete;
+
+    bool has_pending(std::string_view member) const;
+    // The member's pending transactions, oldest first.
+    std::vector<transaction> pending_for(std::string_view member) const;
+    // Fails only when the record cannot be written to disk (the detail says why).
+    result<std::uint64_t> add(std::string key, const transaction& t);
+    // The oldest pending item, if any.
+    std::optional<item> front() const;
+    void acknowledge(std::uint64_t seq);
+    std::size_t size() const;
+    std::vector<item> snapshot() const;
+    const outbox_config& config() const noexcept { return cfg_; }
+
+private:
+    void append_line(const std::string& line);  // caller holds mutex_; throws on I/O failure
+
+    outbox_config cfg_;
+    mutable std::mutex mutex_;
+    std::deque<item> items_;  // in seq order
+    std::uint64_t next_seq_ = 1;
+    std::atomic<std::size_t> count_{0};
+    int fd_ = -1;
+};
+
+}  // namespace offerd
