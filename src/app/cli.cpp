@@ -94,6 +94,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("breaker-threshold", po::value<int>()->default_value(d.orchestrator.breaker.failure_threshold), "consecutive upstream failures that open its circuit (0: never)")
         ("breaker-open-ms", po::value<long>()->default_value(d.orchestrator.breaker.open_for.count()), "how long an open circuit fails fast before one probe")
         ("idempotency-retention-ms", po::value<long>()->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
+        ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
+        ("member-data-journal-fsync", po::bool_switch(), "member-data: fdatasync each journal record (survives power loss)")
         ("data-dir", po::value<std::string>(), "directory for the durable outbox (outbox.log); without it the outbox lives in memory only")
         ("outbox-fsync", po::value<std::string>()->default_value("always"), "always: fdatasync each outbox record; never: leave it to the OS")
         ("pool-size", po::value<std::size_t>()->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
@@ -170,6 +172,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     if (o.retry.max_attempts < 1 || o.retry.max_attempts > 10) return usage_error<app_config>("", "--max-attempts must be between 1 and 10");
     if (!(o.retry.budget_ratio >= 0 && o.retry.budget_ratio <= 1)) return usage_error<app_config>("", "--retry-budget must be between 0 and 1");
     if (o.breaker.failure_threshold < 0) return usage_error<app_config>("", "--breaker-threshold must be at least 0");
+    if (vm.count("member-data-journal")) c.member_data.journal = vm["member-data-journal"].as<std::string>();
+    c.member_data.journal_fsync = vm["member-data-journal-fsync"].as<bool>();
     if (vm.count("data-dir")) o.outbox.dir = vm["data-dir"].as<std::string>();
     const std::string fsync = vm["outbox-fsync"].as<std::string>();
     if (fsync != "always" && fsync != "never") return usage_error<app_config>("", "--outbox-fsync must be always or never");

@@ -60,7 +60,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     };
     if (cfg_.has(role::member_data)) {
         store_ = std::make_shared<member_store>();
-        listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
+        listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_, cfg_.member_data));
     }
     if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router());
     if (cfg_.has(role::offer_engine)) listen(role::offer_engine, cfg_.offer_engine_port, make_offer_engine_router());

@@ -285,6 +285,13 @@ std::string encode_member_offer(std::string_view member_id, std::string_view off
     return out;
 }
 
+result<std::string> decode_json_string(std::string_view literal) {
+    return with_parsed(literal, [](const json::value& v) -> result<std::string> {
+        if (!v.is_string()) return fail(errc::invalid_field, "expected a JSON string");
+        return std::string(v.get_string());
+    });
+}
+
 std::string encode_detail(std::string_view detail) {
     std::string out;
     json_writer(out).begin_object().member("detail", detail).end_object();

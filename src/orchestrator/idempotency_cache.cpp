@@ -56,6 +56,12 @@ std::optional<idempotency_cache::entry> idempotency_cache::insert_if_absent(cons
     return std::nullopt;
 }
 
+void idempotency_cache::erase(const std::string& key) {
+    shard& s = shard_for(key);
+    std::lock_guard lock(s.mutex);
+    s.map.erase(key);  // its queue element is skipped by evict() as it no longer matches
+}
+
 std::size_t idempotency_cache::size() const {
     std::size_t n = 0;
     for (const shard& s : shards_) {

@@ -12,6 +12,7 @@
 #include "offerd/obs/log.hpp"
 #include "offerd/orchestrator/outbox.hpp"
 #include "offerd/orchestrator/resilience.hpp"
+#include "offerd/services/services.hpp"
 
 namespace offerd {
 
@@ -44,6 +45,7 @@ struct app_config {
     std::size_t threads = 0;  // 0: one per core
     server_limits limits;
     orchestrator_config orchestrator;
+    member_data_options member_data;
     log_config log;
     std::chrono::milliseconds throughput_interval{10'000};  // 0 disables the throughput event
     std::chrono::milliseconds ready_interval{1'000};        // upstream health probe period for GET /ready (0: off)

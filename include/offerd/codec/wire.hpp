@@ -57,4 +57,7 @@ std::string encode_member_offer(std::string_view member_id, std::string_view off
 // {"detail": "..."}
 std::string encode_detail(std::string_view detail);
 
+// A JSON string literal (quotes included) to its value.
+result<std::string> decode_json_string(std::string_view literal);
+
 }  // namespace offerd

@@ -31,6 +31,7 @@ public:
     void store(const std::string& key, entry e, clock::time_point now = clock::now());
     // Atomically: the existing entry if the key is known, else stores e and returns nullopt.
     std::optional<entry> insert_if_absent(const std::string& key, entry e, clock::time_point now = clock::now());
+    void erase(const std::string& key);
     std::size_t size() const;
 
     static std::uint64_t hash(std::string_view body) noexcept;  // FNV-1a 64

@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "offerd/app/append_file.hpp"
 #include "offerd/domain/transaction.hpp"
 
 namespace offerd {
@@ -56,14 +58,13 @@ public:
     const outbox_config& config() const noexcept { return cfg_; }
 
 private:
-    void append_line(const std::string& line);  // caller holds mutex_; throws on I/O failure
 
     outbox_config cfg_;
     mutable std::mutex mutex_;
     std::deque<item> items_;  // in seq order
     std::uint64_t next_seq_ = 1;
     std::atomic<std::size_t> count_{0};
-    int fd_ = -1;
+    std::unique_ptr<append_file> file_;  // null when memory-only
 };
 
 }  // namespace offerd
