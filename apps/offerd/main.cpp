@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 #include <pthread.h>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,10 @@ int stream(const std::vector<std::string>& args) {
         return cmd.exit_code;
     }
     std::signal(SIGPIPE, SIG_IGN);
-    auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr);
+    offerd::progress_options progress;
+    progress.terminal = isatty(STDERR_FILENO) != 0;
+    progress.every = std::chrono::milliseconds(progress.terminal ? 200 : 5000);
+    auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr, progress);
     if (!summary) {
         std::cerr << "offerd stream: " << summary.error().detail << '\n';
         return 2;

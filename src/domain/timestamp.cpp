@@ -3,7 +3,6 @@
 #include "offerd/domain/timestamp.hpp"
 
 #include <array>
-#include <cstdio>
 
 namespace offerd {
 
@@ -127,20 +126,38 @@ std::int64_t utc_day(micros t) noexcept {
 }
 
 std::string format_rfc3339(micros t, bool always_fraction) {
+    // Hand-formatted: this runs for every history entry served, and snprintf dominated it.
     const std::int64_t day = utc_day(t);
     const micros in_day = t - day * micros_per_day;
     const civil d = civil_from_days(day);
-    const auto secs = static_cast<int>(in_day / micros_per_second);
-    const auto frac = static_cast<long>(in_day % micros_per_second);
-    std::array<char, 40> buf{};
-    int n = 0;
-    if (frac != 0 || always_fraction)
-        n = std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%06ldZ", d.year, d.month, d.day,
-                          secs / 3600, secs / 60 % 60, secs % 60, frac);
-    else
-        n = std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02dZ", d.year, d.month, d.day,
-                          secs / 3600, secs / 60 % 60, secs % 60);
-    return std::string(buf.data(), static_cast<std::size_t>(n));
+    const auto secs = static_cast<unsigned>(in_day / micros_per_second);
+    const auto frac = static_cast<unsigned>(in_day % micros_per_second);
+    char buf[32];
+    char* p = buf;
+    const auto put = [&p](unsigned v, int width) {
+        for (int i = width - 1; i >= 0; --i) {
+            p[i] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        }
+        p += width;
+    };
+    put(static_cast<unsigned>(d.year), 4);
+    *p++ = '-';
+    put(d.month, 2);
+    *p++ = '-';
+    put(d.day, 2);
+    *p++ = 'T';
+    put(secs / 3600, 2);
+    *p++ = ':';
+    put(secs / 60 % 60, 2);
+    *p++ = ':';
+    put(secs % 60, 2);
+    if (frac != 0 || always_fraction) {
+        *p++ = '.';
+        put(frac, 6);
+    }
+    *p++ = 'Z';
+    return std::string(buf, p);
 }
 
 }  // namespace offerd

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "offerd/codec/json_writer.hpp"
+#include "offerd/codec/wire.hpp"
 #include "offerd/domain/csv.hpp"
 #include "offerd/domain/latency_histogram.hpp"
 #include "offerd/net/http_client.hpp"
@@ -73,6 +74,7 @@ struct stream_state {
     stream_summary summary;
     std::string key_prefix;
     std::minstd_rand jitter{std::random_device{}()};
+    asio::steady_timer progress_timer;  // cancelled when the last row is answered
 
     void flush_printed() {
         while (next_to_print < results.size() && results[next_to_print].done) {
@@ -108,15 +110,18 @@ asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     row_result& out = s.results[i];
     out.done = true;
     const std::string where = "line " + std::to_string(r.line) + " (memberId " + r.member_id + "): ";
+    ++s.summary.statuses[res ? res->result_int() : 0u];
     if (!res) {
         out.text = where + "failed: " + res.error().detail;
     } else if (res->result() != http::status::ok) {
         out.text = where + "failed: HTTP " + std::to_string(res->result_int()) + " " + res->body();
     } else {
         out.ok = true;
+        if (auto offer = decode_offer(res->body())) ++s.summary.offers[*offer];
         out.text = std::move(res->body());
     }
     ++(out.ok ? s.summary.ok : s.summary.failed);
+    if (s.summary.ok + s.summary.failed == s.rows.size()) s.progress_timer.cancel();
     --s.in_flight;
     s.busy.erase(r.member_id);
     s.flush_printed();
@@ -139,7 +144,32 @@ asio::awaitable<void> dispatch(stream_state& s) {
 
 // Checks the target answers at all, then streams. s outlives the io_context's run(), so the
 // reference parameters of these spawned coroutines stay valid.
-asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable);
+asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable, progress_options progress);
+
+// Reports progress until every row has an answer.
+asio::awaitable<void> report_progress(stream_state& s, progress_options opt) {
+    auto& timer = s.progress_timer;
+    const auto start = std::chrono::steady_clock::now();
+    const std::size_t total = s.rows.size();
+    for (;;) {
+        timer.expires_after(opt.every);
+        auto [ec] = co_await timer.async_wait(nothrow);
+        const std::uint64_t done = s.summary.ok + s.summary.failed;
+        if (ec && !opt.terminal) co_return;  // finished: the summary follows
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+        const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+        char line[160];
+        std::snprintf(line, sizeof line, "progress: %llu/%zu rows, %.0f rows/s, eta %.1f s, %llu failed",
+                      static_cast<unsigned long long>(done), total, rate, eta, static_cast<unsigned long long>(s.summary.failed));
+        if (opt.terminal) s.err << '\r' << line << "\x1b[K" << std::flush;
+        else s.err << line << '\n';
+        if (done >= total) {
+            if (opt.terminal) s.err << '\n';
+            co_return;
+        }
+    }
+}
 
 asio::awaitable<result<bool>> probe(http_client& client, std::chrono::milliseconds timeout) {
     auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(timeout), {}});
@@ -147,18 +177,21 @@ asio::awaitable<result<bool>> probe(http_client& client, std::chrono::millisecon
     co_return true;
 }
 
-asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable) {
+asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable, progress_options progress) {
     auto up = co_await probe(s.client, s.cfg.timeout);
     if (!up) {
         unreachable = std::move(up).error();
         co_return;
     }
+    if (!s.rows.empty() && progress.every.count() > 0)
+        asio::co_spawn(co_await asio::this_coro::executor, report_progress(s, progress), asio::detached);
     co_await dispatch(s);
 }
 
 }  // namespace
 
-result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err) {
+result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err,
+                                  const progress_options& progress) {
     auto target = parse_url(cfg.target);
     if (!target) return fail(errc::invalid_field, "--target: " + target.error().detail);
     if (cfg.concurrency == 0) return fail(errc::invalid_field, "--concurrency must be at least 1");
@@ -171,7 +204,7 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
     limits.timeout = cfg.timeout;
     limits.max_idle = cfg.concurrency;
     stream_state s{cfg, out, err, http_client(ctx.get_executor(), *target, limits), {}, {}, 0, 0, {},
-                   asio::steady_timer(ctx), {}, {}, {}, std::minstd_rand{std::random_device{}()}};
+                   asio::steady_timer(ctx), {}, {}, {}, std::minstd_rand{std::random_device{}()}, asio::steady_timer(ctx)};
     char prefix[32];
     std::snprintf(prefix, sizeof prefix, "%016llx-", static_cast<unsigned long long>(fnv1a(text)));
     s.key_prefix = prefix;
@@ -202,7 +235,7 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
 
     const auto start = std::chrono::steady_clock::now();
     std::optional<failure> unreachable;
-    asio::co_spawn(ctx, probe_then_stream(s, unreachable), asio::detached);
+    asio::co_spawn(ctx, probe_then_stream(s, unreachable, progress), asio::detached);
     ctx.run();
     if (unreachable) return fail(errc::upstream_unavailable, "cannot reach the orchestrator at " + cfg.target + ": " + unreachable->detail);
 
@@ -215,6 +248,15 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
 
 std::string format_summary(const stream_summary& s) {
     std::ostringstream o;
+    o << "statuses:";
+    for (const auto& [status, n] : s.statuses) o << ' ' << (status ? std::to_string(status) : std::string("no_answer")) << '=' << n;
+    o << "\noffers:";
+    bool first = true;
+    for (const auto& [offer, n] : s.offers) {
+        o << (first ? " " : ", ") << offer << '=' << n;
+        first = false;
+    }
+    o << '\n';
     o.setf(std::ios::fixed);
     o.precision(3);
     const double rate = s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0;

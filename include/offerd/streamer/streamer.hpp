@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <string>
 
 #include "offerd/domain/errors.hpp"
@@ -33,15 +34,26 @@ struct stream_summary {
     double elapsed_s = 0;
     double p50_ms = 0, p99_ms = 0;
     bool csv_truncated = false;   // a CSV syntax error stopped reading early
+    std::map<unsigned, std::uint64_t> statuses;     // final HTTP status per sent row; 0: no answer
+    std::map<std::string, std::uint64_t> offers;    // offer mix of the answered rows
+};
+
+// Progress on err while streaming: a live line rewritten in place on a terminal, a plain line
+// every few seconds otherwise.
+struct progress_options {
+    bool terminal = false;
+    std::chrono::milliseconds every{5'000};
 };
 
 // Prints each answer (unless quiet) to out, in CSV order; skipped rows and failures to err,
 // one line each naming the line number and memberId. Fails (errc::invalid_field) when the
 // file cannot be read or has no usable header, and (errc::upstream_unavailable) when the
 // target is unreachable before the first row; per-row failures are counted, not returned.
-result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err);
+result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err,
+                                  const progress_options& progress = {});
 
-// The summary block printed at the end.
+// The closing block: a `statuses:` line, an `offers:` line, then the one-line `summary:` last.
 std::string format_summary(const stream_summary& s);
+
 
 }  // namespace offerd
