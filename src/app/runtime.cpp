@@ -49,7 +49,10 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     std::vector<std::pair<std::string, std::shared_ptr<const router>>> routers;
     const auto listen = [&](role r, std::uint16_t port, std::shared_ptr<router> routes) {
         // Every listener serves the whole process's metrics.
-        routes->add(http::verb::get, "/metrics", [m = metrics_](request_context&) -> asio::awaitable<response> {
+        // weak: the registry's writers hold the routers, so a strong pointer here would be a cycle.
+        routes->add(http::verb::get, "/metrics", [weak = std::weak_ptr<metrics_registry>(metrics_)](request_context&) -> asio::awaitable<response> {
+            const auto m = weak.lock();
+            if (!m) co_return detail_response(http::status::service_unavailable, "shutting down");
             response res = json_response(http::status::ok, m->render());
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
             co_return res;

@@ -140,8 +140,8 @@ TEST_CASE("ATS and RESP are requested in parallel", "[component]") {
         int arrived = 0;
         std::unique_ptr<asio::steady_timer> timer;
     };
+    std::unique_ptr<fake_upstream> pred;  // declared first: the timer in state must die before pred's io_context
     auto state = std::make_shared<barrier_state>();
-    std::unique_ptr<fake_upstream> pred;
     pred = std::make_unique<fake_upstream>(fake_upstream::async_function([state, &pred](const request&) -> asio::awaitable<response> {
         if (!state->timer) state->timer = std::make_unique<asio::steady_timer>(pred->context());
         if (++state->arrived == 2) {

@@ -82,7 +82,7 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes, std::chro
 fake_upstream::fake_upstream(function fn)
     : fake_upstream(async_function([fn = std::move(fn)](const request& r) -> asio::awaitable<response> { co_return fn(r); })) {}
 
-fake_upstream::fake_upstream(async_function fn) : fn_(std::move(fn)), log_(log_config{"/dev/null", log_level::off}) {
+fake_upstream::fake_upstream(async_function fn) : log_(log_config{"/dev/null", log_level::off}), fn_(std::move(fn)) {
     auto r = std::make_shared<router>();
     auto h = [this](request_context& ctx) -> asio::awaitable<response> {
         {

@@ -74,9 +74,10 @@ public:
     asio::io_context& context() { return ctx_; }
 
 private:
-    async_function fn_;
+    // Declared so that fn_ (which may own I/O objects of ctx_) dies before ctx_.
     logger log_;
     asio::io_context ctx_{1};
+    async_function fn_;
     std::unique_ptr<http_server> server_;
     std::thread thread_;
     mutable std::mutex mutex_;

@@ -1,0 +1,39 @@
+// libFuzzer target: HTTP request handling as a listener does it: Beast's parser with the
+// listener's limits, then the member-data, prediction and offer-engine route tables. Invariants:
+// no crash, and no 500 (handlers answer bad input with 4xx).
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <cstdint>
+#include <cstdlib>
+
+#include "offerd/services/member_store.hpp"
+#include "offerd/services/services.hpp"
+
+using namespace offerd;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static const auto routers = [] {
+        std::vector<std::shared_ptr<router>> r{make_member_data_router(std::make_shared<member_store>()),
+                                               make_prediction_router(), make_offer_engine_router()};
+        return r;
+    }();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(8 * 1024);
+    parser.body_limit(64 * 1024);
+    parser.eager(true);
+    beast::error_code ec;
+    parser.put(asio::buffer(data, size), ec);
+    if (ec || !parser.is_done()) return 0;
+    const request req = parser.release();
+    asio::io_context ctx;
+    for (const auto& r : routers) {
+        request_context rc{req, {}, "fuzz", {}, 0};
+        auto fut = asio::co_spawn(ctx, r->dispatch(rc), asio::use_future);
+        ctx.restart();
+        ctx.run();
+        if (fut.get().result_int() >= 500) std::abort();
+    }
+    return 0;
+}
