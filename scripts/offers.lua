@@ -33,6 +33,17 @@ wrk.method = "POST"
 wrk.path = "/member/offer"
 wrk.headers["Content-Type"] = "application/json"
 
+-- Each wrk thread starts at its own offset: in lockstep they would send the same row (same
+-- member) at the same instant, which measures per-member sequencing rather than throughput.
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+function init(args)
+  counter = math.floor((tonumber(offset) or 0) * #bodies / 2)
+end
+
 request = function()
   counter = counter % #bodies + 1
   return wrk.format(nil, nil, nil, bodies[counter])

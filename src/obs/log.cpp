@@ -68,25 +68,76 @@ logger::logger(const log_config& cfg) : level_(cfg.level), sink_(std::make_uniqu
     sink_->sink->set_formatter(logging::expressions::stream << logging::expressions::smessage);
     logging::core::get()->add_sink(sink_->sink);
     source_.add_attribute("offerd_instance", logging::attributes::constant<int>(instance));
+    batcher_ = std::thread([this] { batcher(); });
 }
 
 logger::~logger() {
+    {
+        std::lock_guard lock(batch_mutex_);
+        stopping_ = true;
+    }
+    batch_cv_.notify_one();
+    batcher_.join();
+    {
+        std::lock_guard lock(batch_mutex_);
+        push_batch();
+    }
     logging::core::get()->remove_sink(sink_->sink);
     sink_->sink->stop();
     sink_->sink->flush();
 }
 
-void logger::write(std::string line) {
+namespace {
+constexpr std::size_t batch_push_bytes = 64 * 1024;
+constexpr std::size_t batch_max_bytes = 16 * 1024 * 1024;
+constexpr auto batch_period = std::chrono::milliseconds(20);
+}  // namespace
+
+void logger::push_batch() {
+    if (dropped_ > 0) {
+        if (!batch_.empty()) batch_ += '\n';
+        const auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
+        batch_ += R"({"ts":")" + format_rfc3339(now.count(), true) + R"(","level":"warn","event":"log_dropped","lines":)" +
+                  std::to_string(dropped_) + "}";
+        dropped_ = 0;
+    }
+    if (batch_.empty()) return;
     logging::record rec = source_.open_record();
     if (rec) {
         logging::record_ostream strm(rec);
-        strm << line;
+        strm << batch_;
         strm.flush();
         source_.push_record(std::move(rec));
     }
+    batch_.clear();
 }
 
-void logger::flush() { sink_->sink->flush(); }
+void logger::batcher() {
+    std::unique_lock lock(batch_mutex_);
+    while (!stopping_) {
+        batch_cv_.wait_for(lock, batch_period);
+        push_batch();
+    }
+}
+
+void logger::write(std::string line) {
+    std::lock_guard lock(batch_mutex_);
+    if (batch_.size() + line.size() > batch_max_bytes) {
+        ++dropped_;
+        return;
+    }
+    if (!batch_.empty()) batch_ += '\n';
+    batch_ += line;
+    if (batch_.size() >= batch_push_bytes) push_batch();
+}
+
+void logger::flush() {
+    {
+        std::lock_guard lock(batch_mutex_);
+        push_batch();
+    }
+    sink_->sink->flush();
+}
 
 log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id,
                      std::string_view trace_id)
