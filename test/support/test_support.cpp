@@ -134,7 +134,20 @@ raw_peer::raw_peer(mode m) : acceptor_(ctx_, tcp::endpoint(asio::ip::make_addres
             if (m == mode::garbage) {
                 static const std::string junk = "this is not HTTP\r\n\r\n";
                 co_await asio::async_write(*s, asio::buffer(junk), nothrow);
+            } else if (m == mode::trickle) {
+                static const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]";
+                asio::steady_timer pause(self->ctx_);
+                for (char c : answer) {
+                    pause.expires_after(std::chrono::milliseconds(50));
+                    co_await pause.async_wait(nothrow);
+                    auto [ec2, n2] = co_await asio::async_write(*s, asio::buffer(&c, 1), nothrow);
+                    if (ec2) break;
+                }
             } else {
+                if (m == mode::reset_mid_response) {
+                    static const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n[{\"memberId\":";
+                    co_await asio::async_write(*s, asio::buffer(head), nothrow);
+                }
                 s->set_option(asio::socket_base::linger(true, 0));
             }
             beast::error_code ignored;

@@ -84,11 +84,12 @@ private:
     std::vector<request> seen_;
 };
 
-// A TCP peer that misbehaves below HTTP: accepts and never answers (hang), or answers bytes that
-// are not HTTP and closes (garbage).
+// A TCP peer that misbehaves below HTTP: accepts and never answers (hang), answers bytes that
+// are not HTTP (garbage), resets before answering (reset), starts an answer then resets
+// (reset_mid_response), or sends a valid answer one byte every 50 ms (trickle).
 class raw_peer {
 public:
-    enum class mode { hang, garbage, reset };
+    enum class mode { hang, garbage, reset, reset_mid_response, trickle };
     explicit raw_peer(mode m);
     ~raw_peer();
     std::uint16_t port() const { return port_; }
