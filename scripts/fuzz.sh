@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for SECONDS (default 60),
+# Builds the libFuzzer targets with clang (ASan; clang 14 cannot build coroutines under UBSan) and runs each for SECONDS (default 60),
 # starting from test/fuzz/corpus and replaying test/fuzz/regressions (inputs that once crashed).
 # A crash leaves its input in build-fuzz/ and fails the script.
 # Usage: scripts/fuzz.sh [seconds]
@@ -11,7 +11,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
   CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOFFERD_FUZZ=ON -DOFFERD_BUILD_TESTS=OFF >/dev/null
 fi
 ninja -C build-fuzz fuzz_transaction fuzz_csv fuzz_http
-export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1
 for t in transaction csv http; do
   if ls test/fuzz/regressions/$t-* >/dev/null 2>&1; then
     build-fuzz/fuzz_$t test/fuzz/regressions/$t-*

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the tests under a sanitizer in its own build directory.
 # Usage: scripts/sanitize.sh address   # ASan + UBSan, every test
-#        scripts/sanitize.sh thread    # TSan, the component tests (the concurrent ones)
+#        scripts/sanitize.sh thread    # TSan, the component tests (listeners, clients and the
+#                                        orchestrator running on several threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-address}
@@ -13,10 +14,10 @@ fi
 ninja -C "$dir" -j "${JOBS:-$(nproc)}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/test/tsan.supp"
 cd "$dir"
 if [ "$kind" = thread ]; then
-  ctest --output-on-failure --timeout 300 -j 2 -R "concurrent|parallel|keep|circuit|outbox|retried|metrics|in-flight|member-data stores"
+  ctest --output-on-failure --timeout 300 -j 2 -L component
 else
   ctest --output-on-failure --timeout 300 -j 2
 fi
