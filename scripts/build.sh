@@ -3,6 +3,8 @@
 # Usage: scripts/build.sh [ninja targets...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache hits across clones: hash paths relative to the checkout.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 "scripts/deps.sh"
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}

@@ -5,6 +5,8 @@
 # Usage: scripts/fuzz.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache hits across clones: hash paths relative to the checkout.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 seconds=${1:-60}
 scripts/deps.sh clang libclang-rt-14-dev
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -5,6 +5,8 @@
 #                                        orchestrator running on several threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache hits across clones: hash paths relative to the checkout.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 kind=${1:-address}
 dir=build-$kind
 scripts/deps.sh
