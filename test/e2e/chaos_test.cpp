@@ -11,7 +11,6 @@
 #include <sstream>
 #include <thread>
 
-#include "offerd/domain/csv.hpp"
 #include "process.hpp"
 #include "test_support.hpp"
 
@@ -78,18 +77,8 @@ TEST_CASE("kills and restarts mid-stream lose and double nothing", "[e2e]") {
     }
 
     // Expected: the valid rows, per member, in CSV order.
-    std::ifstream in(csv);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    csv_reader reader(text);
-    csv_record rec;
-    failure err;
-    REQUIRE(reader.next(rec, err));
-    const auto cols = map_csv_header(rec.fields).value();
     std::map<std::string, std::vector<transaction>> expected;
-    while (reader.next(rec, err))
-        if (auto t = csv_row_to_transaction(rec, cols)) expected[t->member_id].push_back(*t);
+    for (auto& t : read_valid_rows(csv)) expected[t.member_id].push_back(t);
 
     std::size_t wrong_members = 0;
     for (const auto& [id, rows] : expected) {

@@ -11,7 +11,6 @@
 #include <numeric>
 #include <sstream>
 
-#include "offerd/domain/csv.hpp"
 #include "process.hpp"
 #include "test_support.hpp"
 
@@ -48,40 +47,8 @@ struct running_app {
     std::string url(const std::string& role_name) { return "http://127.0.0.1:" + std::to_string(ports.at(role_name)); }
 };
 
-struct csv_row {
-    std::string id;
-    micros ts;
-    txn_type type;
-    double points, revenue;
-};
-
-// The valid rows in CSV order, read with the project's CSV reader and validation.
-std::vector<csv_row> valid_rows(const std::string& path, std::size_t& malformed) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    csv_reader reader(text);
-    csv_record rec;
-    failure err;
-    REQUIRE(reader.next(rec, err));
-    auto cols = map_csv_header(rec.fields);
-    REQUIRE(cols);
-    std::vector<csv_row> rows;
-    malformed = 0;
-    while (reader.next(rec, err)) {
-        auto t = csv_row_to_transaction(rec, *cols);
-        if (!t) {
-            ++malformed;
-            continue;
-        }
-        rows.push_back(csv_row{t->member_id, t->ts, t->type, t->points, t->revenue});
-    }
-    return rows;
-}
-
 // The contract, written out independently of src/domain/features.cpp.
-std::string expected_offer(const std::vector<csv_row>& member_rows, micros now) {
+std::string expected_offer(const std::vector<transaction>& member_rows, micros now) {
     const std::size_t n = member_rows.size();
     double sp = 0, sr = 0, buy = 0, gift = 0, redeem = 0;
     micros latest = member_rows.front().ts;
@@ -133,7 +100,7 @@ TEST_CASE("streaming a generated CSV through the binary persists every valid row
                            std::chrono::seconds(30));
     REQUIRE(gen.exit_code == 0);
     std::size_t malformed = 0;
-    const auto rows = valid_rows(csv, malformed);
+    const auto rows = read_valid_rows(csv, &malformed);
     REQUIRE(malformed > 0);
 
     running_app app;
@@ -154,15 +121,15 @@ TEST_CASE("streaming a generated CSV through the binary persists every valid row
     // Answers are printed in CSV order; each equals the independent computation.
     std::istringstream out(streamed.out);
     const micros now = parse_timestamp(fixed_now).value();
-    std::map<std::string, std::vector<csv_row>> seen;
+    std::map<std::string, std::vector<transaction>> seen;
     std::size_t mismatches = 0;
     for (const auto& r : rows) {
         std::string line;
         REQUIRE(std::getline(out, line));
         const auto answer = json::parse(line).as_object();
-        REQUIRE(answer.at("memberId") == json::string_view(r.id));
-        seen[r.id].push_back(r);
-        if (answer.at("offer") != json::string_view(expected_offer(seen[r.id], now))) ++mismatches;
+        REQUIRE(answer.at("memberId") == json::string_view(r.member_id));
+        seen[r.member_id].push_back(r);
+        if (answer.at("offer") != json::string_view(expected_offer(seen[r.member_id], now))) ++mismatches;
     }
     CHECK(mismatches == 0);
 

@@ -9,9 +9,11 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include "offerd/codec/json_writer.hpp"
+#include "offerd/domain/csv.hpp"
 #include "offerd/net/http_client.hpp"
 
 namespace offerd::test {
@@ -200,6 +202,25 @@ std::vector<std::string> test_app::log_lines() {
     std::vector<std::string> lines;
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
+}
+
+std::vector<transaction> read_valid_rows(const std::string& path, std::size_t* malformed) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    csv_reader reader(text);
+    csv_record rec;
+    failure err;
+    if (!reader.next(rec, err)) throw std::runtime_error("no CSV header in " + path);
+    const auto cols = map_csv_header(rec.fields);
+    if (!cols) throw std::runtime_error(cols.error().detail);
+    std::vector<transaction> rows;
+    std::size_t bad = 0;
+    while (reader.next(rec, err)) {
+        if (auto t = csv_row_to_transaction(rec, *cols)) rows.push_back(std::move(t).value());
+        else ++bad;
+    }
+    if (malformed) *malformed = bad;
+    return rows;
 }
 
 std::string txn_body(const std::string& member, const std::string& ts, const std::string& type, double points,

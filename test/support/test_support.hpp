@@ -124,6 +124,10 @@ private:
     std::unique_ptr<runtime> rt_;
 };
 
+// The valid rows of a CSV file in file order, read with the project's reader and validation;
+// counts the rows that do not validate in *malformed.
+std::vector<transaction> read_valid_rows(const std::string& path, std::size_t* malformed = nullptr);
+
 // A valid transaction body.
 std::string txn_body(const std::string& member, const std::string& ts = "2024-06-01T10:00:00Z",
                      const std::string& type = "BUY", double points = 100, double revenue = 20);
