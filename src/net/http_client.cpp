@@ -16,6 +16,7 @@ struct http_client::connection {
     explicit connection(const asio::any_io_executor& ex) : stream(ex) {}
     beast::tcp_stream stream;
     beast::flat_buffer buffer;
+    std::chrono::steady_clock::time_point idle_since;
 };
 
 namespace {
@@ -101,8 +102,18 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         if (opts.until.at() != std::chrono::steady_clock::time_point::max())
             req.set(deadline_header, std::to_string(to_ms(opts.until.remaining(now)).count()));
 
+        // One expiry for connect, write and read together, so a slow connect cannot double the
+        // per-call bound.
+        const auto expiry = now + budget;
         std::unique_ptr<connection> c;
-        const bool reused = !idle_.empty();
+        // Connections idle longer than max_idle_age may have been closed by the peer: drop them.
+        while (!idle_.empty() && now - idle_.back()->idle_since > limits_.max_idle_age) {
+            idle_.pop_back();
+            if (gauges_) gauges_->idle.fetch_sub(1, std::memory_order_relaxed);
+        }
+        // After a stale pooled connection (attempt 1) always connect afresh: the rest of the pool
+        // went idle at about the same time and is likely stale too.
+        const bool reused = attempt == 0 && !idle_.empty();
         if (reused) {
             c = std::move(idle_.back());
             idle_.pop_back();
@@ -113,7 +124,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
             c = std::move(fresh).value();
         }
         const busy_mark busy(gauges_);
-        c->stream.expires_after(budget);
+        c->stream.expires_at(expiry);
         auto [wec, wn] = co_await http::async_write(c->stream, req, nothrow);
         if (wec) {
             if (reused && attempt == 0 && stale_connection_error(wec)) continue;
@@ -129,6 +140,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         response res = parser.release();
         if (res.keep_alive() && idle_.size() < limits_.max_idle) {
             c->stream.expires_never();
+            c->idle_since = std::chrono::steady_clock::now();
             idle_.push_back(std::move(c));
             if (gauges_) gauges_->idle.fetch_add(1, std::memory_order_relaxed);
         }

@@ -1,6 +1,7 @@
 // The listener and the per-connection session loop.
 #include "offerd/net/http_server.hpp"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -26,7 +27,7 @@ namespace {
 struct connection {
     explicit connection(tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
-    bool busy = false;  // a request is being handled; only touched on the connection's worker
+    bool busy = false;  // a request is arriving or being handled; only touched on the connection's worker
 };
 }  // namespace
 
@@ -61,7 +62,18 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
     res.keep_alive(false);
     res.set(request_id_header, new_request_id());
     c.stream.expires_after(s.limits.write_timeout);
-    co_await http::async_write(c.stream, res, nothrow);
+    if (auto [ec, n] = co_await http::async_write(c.stream, res, nothrow); ec) co_return;
+    // Closing with unread request bytes would send a reset that can overtake the answer: say we
+    // are done, then read and discard what the client still sends, briefly and boundedly.
+    beast::error_code ignored;
+    c.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    c.stream.expires_after(s.limits.drain_timeout);
+    std::array<char, 4096> sink;
+    for (std::size_t total = 0; total < s.limits.max_body_bytes * 16;) {
+        auto [ec, n] = co_await c.stream.async_read_some(asio::buffer(sink), nothrow);
+        if (ec) break;
+        total += n;
+    }
 }
 
 asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
@@ -70,12 +82,15 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     for (;;) {
         if (buffer.size() == 0) {
             if (s->stopping.load(std::memory_order_relaxed)) break;
-            // Wait for the next request's first bytes under the idle timeout.
+            // Wait for the next request's first bytes under the idle timeout. Only this wait is
+            // cancelled by stop(): a request that has started arriving is read and answered.
+            c->busy = false;
             c->stream.expires_after(lim.idle_timeout);
             auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), nothrow);
             if (ec) co_return;
             buffer.commit(n);
         }
+        c->busy = true;
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
         parser.body_limit(lim.max_body_bytes);
@@ -83,7 +98,9 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser, nothrow);
         if (hec == http::error::header_limit) co_return co_await reject(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
         if (hec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
-        if (hec == beast::error::timeout || hec == http::error::end_of_stream || hec == asio::error::eof) co_return;
+        if (hec == beast::error::timeout || hec == http::error::end_of_stream || hec == asio::error::eof ||
+            hec == asio::error::operation_aborted)
+            co_return;
         if (hec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
         if (!parser.is_done()) {
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
@@ -94,10 +111,11 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             c->stream.expires_after(lim.body_timeout);
             auto [bec, bn] = co_await http::async_read(c->stream, buffer, parser, nothrow);
             if (bec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
-            if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof) co_return;
+            if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof ||
+                bec == asio::error::operation_aborted)
+                co_return;
             if (bec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
         }
-        c->busy = true;
         c->stream.expires_never();
         const request req = parser.release();
         request_context ctx{req, {}, {}, {}, worker};
@@ -115,7 +133,6 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         res.keep_alive(req.keep_alive() && !s->stopping.load(std::memory_order_relaxed));
         c->stream.expires_after(lim.write_timeout);
         auto [wec, wn] = co_await http::async_write(c->stream, res, nothrow);
-        c->busy = false;
         if (wec || !res.keep_alive()) break;
     }
     beast::error_code ignored;

@@ -67,12 +67,12 @@ void router::count(status_counts& c, unsigned status) noexcept {
 }
 
 void router::write_request_counts(std::string& out, std::string_view listener) const {
-    const auto emit = [&](const status_counts& c, std::string_view method, std::string_view route) {
+    const auto emit = [&](const status_counts& c, std::string_view method, std::string_view route_name) {
         for (std::size_t i = 0; i < c.size(); ++i) {
             const std::uint64_t n = c[i].load(std::memory_order_relaxed);
             if (n == 0) continue;
             const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
-                                       "\",route=\"" + label_value(route) + "\",status=\"" + std::to_string(i + 100) + "\"";
+                                       "\",route=\"" + label_value(route_name) + "\",status=\"" + std::to_string(i + 100) + "\"";
             write_sample(out, "offerd_http_requests_total", labels, static_cast<double>(n));
         }
     };

@@ -44,7 +44,7 @@ result<log_level> parse_log_level(std::string_view s) {
 
 namespace {
 using sink_t = sinks::asynchronous_sink<sinks::text_ostream_backend,
-                                        sinks::bounded_fifo_queue<65536, sinks::drop_on_overflow>>;
+                                        sinks::bounded_fifo_queue<256, sinks::drop_on_overflow>>;
 std::atomic<int> next_instance{1};
 }  // namespace
 

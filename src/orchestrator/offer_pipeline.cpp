@@ -90,19 +90,32 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
 
     t1 = steady::now();
     std::string why_deferred = "earlier writes of this member are waiting in the outbox";
+    bool rejected = false;
     if (!outbox_.has_pending(t.member_id)) {
         auto persisted = co_await up_.persist(worker, t, ctx);
         out.persisted = persisted.has_value();
-        if (!persisted) why_deferred = persisted.error().detail;
+        if (!persisted) {
+            why_deferred = persisted.error().detail;
+            // A 4xx is member-data refusing this transaction: retrying later cannot help, and
+            // queueing it would block the member's outbox forever. Fail the request instead.
+            const unsigned s = persisted.error().upstream_status;
+            rejected = s >= 400 && s < 500 && s != 429;
+        }
     }
     if (!out.persisted) {
-        auto queued = outbox_.add(std::string(ctx.persist_key), t);
+        auto queued = rejected ? result<std::uint64_t>(fail(errc::upstream_bad_status, why_deferred))
+                               : outbox_.add(std::string(ctx.persist_key), t);
         out.deferred = queued.has_value();
         log_event e(ctx.log, queued ? log_level::warn : log_level::error, queued ? "persist_deferred" : "persist_failed",
                     ctx.request_id, ctx.trace_id());
         e.with("memberId", std::string_view(t.member_id)).with("reason", why_deferred);
         if (!queued) e.with("error", queued.error().detail);
         if (e.active()) e.writer().key("transaction").raw(encode_transaction(t));
+        if (!queued) {
+            // Neither member-data nor the outbox took it: the client must know and retry.
+            out.error = rejected ? fail(errc::upstream_bad_status, "member-data refused the transaction (" + why_deferred + ")")
+                                 : fail(errc::upstream_unavailable, "member-data is unavailable and the write could not be queued");
+        }
     }
     lat[step::persist] = us_since(t1);
     lat[step::total] = us_since(t0);

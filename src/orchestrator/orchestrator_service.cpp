@@ -101,15 +101,26 @@ asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* sel
                 const std::string rid = "outbox-" + std::to_string(next->seq);
                 const call_context ctx{rid, until, self->log_, next->key, nullptr};
                 auto delivered = co_await self->upstreams_.persist(0, next->txn, ctx);
-                turn->release();
-                if (delivered) {
+                const unsigned status = delivered ? 0 : delivered.error().upstream_status;
+                const bool refused = status >= 400 && status < 500 && status != 429;
+                if (delivered || refused) {
+                    // Acknowledge before the member's next request may look at the outbox.
                     self->outbox_.acknowledge(next->seq);
-                    log_event(self->log_, log_level::info, "outbox_delivered", rid)
-                        .with("memberId", std::string_view(next->txn.member_id))
-                        .with("remaining", static_cast<std::uint64_t>(self->outbox_.size()));
+                    turn->release();
+                    if (refused) {
+                        // Permanent: member-data will never take it. Dead-letter it in full.
+                        log_event e(self->log_, log_level::error, "outbox_dead_letter", rid);
+                        e.with("memberId", std::string_view(next->txn.member_id)).with("status", static_cast<std::int64_t>(status));
+                        if (e.active()) e.writer().key("transaction").raw(encode_transaction(next->txn));
+                    } else {
+                        log_event(self->log_, log_level::info, "outbox_delivered", rid)
+                            .with("memberId", std::string_view(next->txn.member_id))
+                            .with("remaining", static_cast<std::uint64_t>(self->outbox_.size()));
+                    }
                     backoff = cfg.retry_min;
                     continue;
                 }
+                turn->release();
             }
             backoff = std::min(cfg.retry_max, backoff * 2);
         }
@@ -215,8 +226,11 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
         if (key.empty() || key.size() > 255)
             co_return failure_response(fail(errc::invalid_field, "Idempotency-Key: must be 1 to 255 characters"));
     }
-    // Member-data de-duplicates persists by this key, which is what makes retrying them safe.
-    const std::string persist_key = key.empty() ? "auto-" + new_request_id() + new_request_id() : "key-" + std::string(key);
+    // Member-data de-duplicates persists by this key, which is what makes retrying them safe. Keys
+    // are scoped by member: two members' requests never share one.
+    const std::string persist_key = key.empty() ? "auto-" + new_request_id() + new_request_id()
+                                                : "key-" + t.member_id + "-" + std::string(key);
+    const std::string answer_key = t.member_id + " " + std::string(key);
     const call_context call{ctx.request_id, deadline(started + cfg_.request_deadline), log_, persist_key, &ctx.trace};
 
     offer_outcome outcome;
@@ -227,7 +241,7 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
         // Looked up under the member's turn, so a concurrent repeat waits for the original.
         const std::uint64_t body_hash = idempotency_cache::hash(ctx.req.body());
         if (!key.empty()) {
-            if (auto seen = answers_.find(key)) {
+            if (auto seen = answers_.find(answer_key)) {
                 turn->release();
                 if (seen->body_hash != body_hash)
                     co_return failure_response(fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body"));
@@ -241,7 +255,7 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
         }
         outcome = co_await pipeline_.run(ctx.worker, t, call);
         if (!key.empty() && !outcome.error)
-            answers_.store(std::string(key), {body_hash, 200, encode_member_offer(t.member_id, outcome.offer)});
+            answers_.store(answer_key, {body_hash, 200, encode_member_offer(t.member_id, outcome.offer)});
         turn->release();
     }
     outcome.latency[step::total] =

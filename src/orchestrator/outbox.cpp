@@ -29,11 +29,12 @@ outbox::outbox(const outbox_config& cfg) : cfg_(cfg) {
                 continue;
             }
             auto r = decode_record_line(line);
-            if (!r) break;  // torn or corrupt write: nothing after it is trusted
+            if (!r) continue;  // torn or corrupt record (crash mid-write): its checksum fails; skip it
             next_seq_ = std::max(next_seq_, r->seq + 1);
             replayed.push_back(item{r->seq, std::move(r->key), std::move(r->txn)});
         }
         items_ = std::move(replayed);
+        for (const item& i : items_) by_member_[i.txn.member_id].push_back(i.txn);
     }
     // Rewrite the file with just what is still pending (compaction), then append from there.
     const std::string tmp = path + ".tmp";
@@ -53,20 +54,20 @@ outbox::~outbox() = default;
 bool outbox::has_pending(std::string_view member) const {
     if (count_.load(std::memory_order_acquire) == 0) return false;
     std::lock_guard lock(mutex_);
-    return std::any_of(items_.begin(), items_.end(), [&](const item& i) { return i.txn.member_id == member; });
+    return by_member_.count(std::string(member)) != 0;
 }
 
 std::vector<transaction> outbox::pending_for(std::string_view member) const {
-    std::vector<transaction> out;
-    if (count_.load(std::memory_order_acquire) == 0) return out;
+    if (count_.load(std::memory_order_acquire) == 0) return {};
     std::lock_guard lock(mutex_);
-    for (const item& i : items_)
-        if (i.txn.member_id == member) out.push_back(i.txn);
-    return out;
+    const auto it = by_member_.find(std::string(member));
+    if (it == by_member_.end()) return {};
+    return {it->second.begin(), it->second.end()};
 }
 
 result<std::uint64_t> outbox::add(std::string key, const transaction& t) {
     std::lock_guard lock(mutex_);
+    if (items_.size() >= cfg_.max_items) return fail(errc::internal, "outbox is full (" + std::to_string(cfg_.max_items) + " items)");
     const std::uint64_t seq = next_seq_++;
     try {
         if (file_) file_->append(encode_record_line({seq, key, t}));
@@ -74,6 +75,7 @@ result<std::uint64_t> outbox::add(std::string key, const transaction& t) {
         return fail(errc::internal, e.what());
     }
     items_.push_back(item{seq, std::move(key), t});
+    by_member_[t.member_id].push_back(t);
     count_.store(items_.size(), std::memory_order_release);
     return seq;
 }
@@ -86,7 +88,15 @@ std::optional<outbox::item> outbox::front() const {
 
 void outbox::acknowledge(std::uint64_t seq) {
     std::lock_guard lock(mutex_);
-    std::erase_if(items_, [&](const item& i) { return i.seq == seq; });
+    const auto it = std::find_if(items_.begin(), items_.end(), [&](const item& i) { return i.seq == seq; });
+    if (it == items_.end()) return;
+    // Items are acknowledged oldest first, so the item is its member's oldest too.
+    auto member = by_member_.find(it->txn.member_id);
+    if (member != by_member_.end()) {
+        member->second.pop_front();
+        if (member->second.empty()) by_member_.erase(member);
+    }
+    items_.erase(it);
     count_.store(items_.size(), std::memory_order_release);
     if (!file_) return;
     try {

@@ -38,10 +38,11 @@ struct upstreams::service {
     };
     service(std::string_view n, std::span<asio::io_context* const> workers, const url& u, const orchestrator_config& cfg,
             logger& log)
-        : name(n), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
+        : name(n), call_timeout(cfg.upstream.timeout), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
         for (asio::io_context* w : workers) slots.push_back(std::make_unique<per_worker>(*w, u, cfg, &pool));
     }
     std::string_view name;
+    std::chrono::milliseconds call_timeout;
     retry_config retry;
     circuit_breaker breaker;
     pool_gauges pool;
@@ -86,6 +87,9 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
         }
         const std::string traceparent = ctx.trace ? child_traceparent(*ctx.trace) : std::string();
         const auto started = std::chrono::steady_clock::now();
+        // Whether this attempt had its full per-call timeout: a timeout caused by the request's
+        // own deadline running out says nothing about the upstream's health.
+        const bool full_budget = ctx.until.remaining() >= svc.call_timeout;
         auto res = co_await slot.client.send(method, path, body, call_options{ctx.request_id, ctx.until, idempotency_key, traceparent});
         const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
         const bool answered_ok = res && (res->result_int() == 200 || res->result_int() == also_ok);
@@ -95,9 +99,11 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
         bool retry = false;
         if (!res) {
             f = std::move(res).error();
-            f.detail = std::string(svc.name) + ": " + f.detail;
-            if (f.code == errc::deadline_exceeded) co_return f;  // nothing was sent: not the upstream's fault
-            svc.breaker.on_failure();
+            if (f.code == errc::deadline_exceeded) {  // nothing was sent: not the upstream's fault
+                f.detail = "request deadline exceeded before calling " + std::string(svc.name);
+                co_return f;
+            }
+            if (full_budget || f.code != errc::upstream_timeout) svc.breaker.on_failure();
             retry = f.code == errc::upstream_timeout || f.code == errc::upstream_unavailable;
         } else {
             status = res->result_int();
@@ -107,10 +113,16 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
             }
             if (status >= 500) svc.breaker.on_failure();
             else svc.breaker.on_success();  // it answered; the request was the problem
-            f = fail(errc::upstream_bad_status, std::string(svc.name) + " answered HTTP " + std::to_string(status));
+            f = fail(errc::upstream_bad_status, "answered HTTP " + std::to_string(status));
+            f.upstream_status = status;
             retry = retryable_status(status);
         }
         log_failure(ctx, svc.name, path, f, attempt, status);
+        // What the client may see: the service and the kind of fault, never addresses or OS errors.
+        f.detail = std::string(svc.name) + (f.code == errc::upstream_timeout       ? " timed out"
+                                            : f.code == errc::upstream_unavailable ? " is unavailable"
+                                            : f.code == errc::upstream_bad_status  ? " answered HTTP " + std::to_string(status)
+                                                                                   : " failed");
         if (!retry || !idempotent || attempt >= svc.retry.max_attempts || !slot.budget.try_spend()) co_return f;
         // Full jitter, and never sleep past the deadline.
         const auto cap = std::min(svc.retry.max_backoff, svc.retry.base_backoff * (1 << std::min(attempt - 1, 16)));

@@ -42,7 +42,7 @@ void replay_journal(member_data_writer& w, const std::string& path) {
     std::ifstream in(path);
     for (std::string line; std::getline(in, line);) {
         auto r = decode_record_line(line);
-        if (!r) break;  // a torn last write: the client never got an answer for it
+        if (!r) continue;  // a torn write (crash mid-record): the client never got an answer for it
         w.seq = r->seq;
         w.store->append(r->txn);
         if (!r->key.empty()) w.seen.insert_if_absent(r->key, {idempotency_cache::hash(encode_transaction(r->txn)), 200, encode_transaction(r->txn)});

@@ -60,6 +60,10 @@ std::uint64_t fnv1a(std::string_view s) {
 }
 
 struct stream_state {
+    stream_state(const stream_config& c, std::ostream& o, std::ostream& e, asio::io_context& ctx, const url& target,
+                 const client_limits& limits)
+        : cfg(c), out(o), err(e), client(ctx.get_executor(), target, limits), wake(ctx), progress_timer(ctx) {}
+
     const stream_config& cfg;
     std::ostream& out;
     std::ostream& err;
@@ -96,7 +100,7 @@ asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     const std::string key = s.key_prefix + std::to_string(r.line);
     result<response> res = fail(errc::internal, {});
     for (int attempt = 0;; ++attempt) {
-        res = co_await s.client.send(http::verb::post, s.cfg.path, r.body, call_options{{}, deadline::after(s.cfg.timeout), key});
+        res = co_await s.client.send(http::verb::post, s.cfg.path, r.body, call_options{{}, deadline::after(s.cfg.timeout), key, {}});
         const bool transient = !res || res->result_int() == 429 || res->result_int() >= 500;
         if (!transient || attempt >= s.cfg.retries) break;
         ++s.summary.retried;
@@ -172,7 +176,7 @@ asio::awaitable<void> report_progress(stream_state& s, progress_options opt) {
 }
 
 asio::awaitable<result<bool>> probe(http_client& client, std::chrono::milliseconds timeout) {
-    auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(timeout), {}});
+    auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(timeout), {}, {}});
     if (!res) co_return std::move(res).error();
     co_return true;
 }
@@ -203,8 +207,7 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
     client_limits limits;
     limits.timeout = cfg.timeout;
     limits.max_idle = cfg.concurrency;
-    stream_state s{cfg, out, err, http_client(ctx.get_executor(), *target, limits), {}, {}, 0, 0, {},
-                   asio::steady_timer(ctx), {}, {}, {}, std::minstd_rand{std::random_device{}()}, asio::steady_timer(ctx)};
+    stream_state s(cfg, out, err, ctx, *target, limits);
     char prefix[32];
     std::snprintf(prefix, sizeof prefix, "%016llx-", static_cast<unsigned long long>(fnv1a(text)));
     s.key_prefix = prefix;

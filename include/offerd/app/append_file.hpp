@@ -14,7 +14,9 @@ public:
     append_file(const append_file&) = delete;
     append_file& operator=(const append_file&) = delete;
 
-    void append(std::string_view bytes);  // whole write, retried on EINTR, then fdatasync if asked
+    // Whole write, retried on EINTR, then fdatasync if asked. On failure a partial record is cut
+    // off again, so the file holds only whole records.
+    void append(std::string_view bytes);
     void truncate();
     const std::string& path() const noexcept { return path_; }
 

@@ -38,6 +38,7 @@ struct failure {
     errc code = errc::internal;
     std::string detail;
     int retry_after_s = 0;  // > 0: the client may retry after this many seconds (503)
+    unsigned upstream_status = 0;  // the upstream's HTTP status, when it answered one
 };
 
 // A value or a failure. Deliberately small: C++20 has no std::expected.

@@ -22,6 +22,7 @@ namespace offerd {
 struct client_limits {
     std::chrono::milliseconds timeout{2'000};  // per call: connect + write + read
     std::size_t max_idle = 64;                 // idle keep-alive connections kept
+    std::chrono::milliseconds max_idle_age{15'000};  // older idle connections are dropped (servers close idle ones)
     std::size_t max_response_bytes = 16u << 20;
 };
 
@@ -49,8 +50,9 @@ public:
     // whatever its status. Bounded by min(limits.timeout, opts.until). Fails with
     // upstream_timeout, upstream_unavailable (refused, reset, unresolvable), upstream_bad_response
     // (unparseable or over max_response_bytes) or deadline_exceeded (no budget left to start).
-    // A pooled connection the peer closed while idle is detected and the call is retried once on
-    // a fresh connection, only when no byte of a response was received.
+    // Idle connections older than max_idle_age are not reused. A pooled connection the peer closed
+    // while idle is detected and the call is retried once on a fresh connection, only when no
+    // byte of a response was received.
     asio::awaitable<result<response>> send(http::verb method, std::string_view path, std::string body,
                                            const call_options& opts);
 

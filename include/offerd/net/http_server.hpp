@@ -24,6 +24,7 @@ struct server_limits {
     std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
     std::chrono::milliseconds body_timeout{10'000};    // end of headers to end of body
     std::chrono::milliseconds write_timeout{10'000};
+    std::chrono::milliseconds drain_timeout{1'000};    // reading leftovers after an error answer
     std::size_t max_connections = 10'000;       // beyond: accepted and closed at once
 };
 

@@ -29,8 +29,10 @@ struct log_config {
 // Boost.Log core, filtered to records from this instance. Lines are gathered into batches (one
 // Boost.Log record per batch, pushed every 20 ms or at 64 KiB) so the sink thread wakes a few
 // dozen times a second instead of once per request; the request path only appends under a
-// short mutex. Beyond 16 MiB of unwritten lines, lines are dropped (and counted in a
-// `log_dropped` event) rather than blocking requests. Thread-safe. Throws std::runtime_error
+// short mutex. Beyond 16 MiB of unbatched lines, lines are dropped (and counted in a
+// `log_dropped` event) rather than blocking requests; the sink's queue holds at most 256
+// batches (16 MiB) and drops whole batches beyond that, so a stalled log destination costs
+// bounded memory. Thread-safe. Throws std::runtime_error
 // when the log file cannot be opened.
 class logger {
 public:

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "offerd/app/append_file.hpp"
@@ -23,13 +24,14 @@ struct outbox_config {
     bool fsync = true;  // fdatasync after every record written to disk
     std::chrono::milliseconds retry_min{100};
     std::chrono::milliseconds retry_max{5'000};
+    std::size_t max_items = 1'000'000;  // beyond: add() fails and the request is answered 504
 };
 
 // Thread-safe behind one mutex. has_pending() is lock-free while the outbox is empty, which is
 // the normal case, so the hot path pays one atomic load. Disk writes happen only when a persist
 // failed, under the mutex, with the file in append mode: `P <seq> <crc32> <json>` adds an item,
-// `A <seq>` acknowledges it. Replay keeps items without an acknowledgement; a torn or corrupt
-// line ends the replay there (crash mid-write). The file is truncated whenever the outbox empties.
+// `A <seq>` acknowledges it. Replay keeps items without an acknowledgement and skips a torn or
+// corrupt line (crash mid-write). The file is truncated whenever the outbox empties.
 class outbox {
 public:
     struct item {
@@ -52,6 +54,7 @@ public:
     result<std::uint64_t> add(std::string key, const transaction& t);
     // The oldest pending item, if any.
     std::optional<item> front() const;
+    // Removes a delivered (or dead-lettered) item; items are acknowledged oldest first.
     void acknowledge(std::uint64_t seq);
     std::size_t size() const;
     std::vector<item> snapshot() const;
@@ -62,6 +65,7 @@ private:
     outbox_config cfg_;
     mutable std::mutex mutex_;
     std::deque<item> items_;  // in seq order
+    std::unordered_map<std::string, std::deque<transaction>> by_member_;  // the same items, per member
     std::uint64_t next_seq_ = 1;
     std::atomic<std::size_t> count_{0};
     std::unique_ptr<append_file> file_;  // null when memory-only
