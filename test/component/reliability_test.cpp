@@ -2,6 +2,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "offerd/services/member_store.hpp"
 #include "test_support.hpp"
@@ -113,4 +114,37 @@ TEST_CASE("retries stop at the request deadline", "[component]") {
     auto res = post(app.port(role::orchestrator), "/member/offer", txn_body("R7"));
     CHECK(res.status == 504);
     CHECK(res.elapsed < std::chrono::milliseconds(1500));
+}
+
+TEST_CASE("keep-alive connections the upstream closed while idle are replaced without failing requests", "[component]") {
+    server_limits quick_idle;
+    quick_idle.idle_timeout = std::chrono::milliseconds(50);
+    fake_upstream md([](const request& r) {
+        return r.method() == http::verb::get ? detail_response(http::status::not_found, "Member not found")
+                                             : json_response(http::status::ok, std::string(r.body()));
+    }, quick_idle);
+    test_app app(without(role::member_data), [&](app_config& c) {
+        c.threads = 1;
+        c.orchestrator.member_data_url = md.url();
+        c.orchestrator.retry.max_attempts = 1;  // the stale-connection path alone must cope
+    });
+    for (int round = 0; round < 3; ++round) {
+        CHECK(post(app.port(role::orchestrator), "/member/offer", txn_body("K1")).status == 200);
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the upstream's idle timeout
+    }
+    CHECK(count_events(app, "upstream_error") == 0);
+}
+
+TEST_CASE("a persist member-data refuses with 4xx fails the request and is not queued", "[component]") {
+    fake_upstream md([](const request& r) {
+        return r.method() == http::verb::get ? detail_response(http::status::not_found, "Member not found")
+                                             : detail_response(http::status::unprocessable_entity, "no");
+    });
+    test_app app(without(role::member_data), [&](app_config& c) { c.orchestrator.member_data_url = md.url(); });
+    auto res = post(app.port(role::orchestrator), "/member/offer", txn_body("K2"));
+    CHECK(res.status == 502);
+    CHECK(count_events(app, "persist_failed") == 1);
+    CHECK(count_events(app, "persist_deferred") == 0);
+    auto metrics = get(app.port(role::orchestrator), "/metrics");
+    CHECK(metrics.body.find("\nofferd_outbox_pending 0\n") != std::string::npos);
 }

@@ -63,8 +63,8 @@ class fake_upstream {
 public:
     using function = std::function<response(const request&)>;
     using async_function = std::function<asio::awaitable<response>(const request&)>;
-    explicit fake_upstream(function fn);
-    explicit fake_upstream(async_function fn);
+    explicit fake_upstream(function fn, const server_limits& limits = {});
+    explicit fake_upstream(async_function fn, const server_limits& limits = {});
     ~fake_upstream();
     std::uint16_t port() const { return server_->port(); }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
