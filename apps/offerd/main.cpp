@@ -2,6 +2,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <thread>
 #include <iostream>
 #include <pthread.h>
 #include <unistd.h>
@@ -39,7 +41,21 @@ int serve(const std::vector<std::string>& args) {
         int sig = 0;
         sigwait(&stop_signals, &sig);
         std::cout << "offerd: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " received, draining" << std::endl;
-        rt.shutdown();
+        // The drain itself is bounded by --shutdown-timeout-ms; operations still running after it
+        // end within their own timeouts. Should that take as long again, stop waiting: the
+        // outbox is already on disk (or logged) and the log is flushed here.
+        std::promise<void> stopped;
+        auto done = stopped.get_future();
+        std::thread stopper([&] {
+            rt.shutdown();
+            stopped.set_value();
+        });
+        if (done.wait_for(2 * cmd.config->shutdown_timeout) != std::future_status::ready) {
+            log.flush();
+            std::cout << "offerd: in-flight work did not finish in time; exiting" << std::endl;
+            std::_Exit(0);
+        }
+        stopper.join();
         std::cout << "offerd: stopped" << std::endl;
         return 0;
     } catch (const std::exception& e) {

@@ -148,3 +148,40 @@ TEST_CASE("a persist member-data refuses with 4xx fails the request and is not q
     auto metrics = get(app.port(role::orchestrator), "/metrics");
     CHECK(metrics.body.find("\nofferd_outbox_pending 0\n") != std::string::npos);
 }
+
+TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted requests and refuses the rest at once", "[component]") {
+    // Every prediction takes 150 ms (without blocking the fake's thread), so 16 simultaneous
+    // requests overlap; capacity is 8.
+    std::unique_ptr<fake_upstream> pred;
+    pred = std::make_unique<fake_upstream>(fake_upstream::async_function([&pred](const request&) -> asio::awaitable<response> {
+        asio::steady_timer pause(pred->context(), std::chrono::milliseconds(150));
+        co_await pause.async_wait(nothrow);
+        co_return json_response(http::status::ok, R"({"prediction":1})");
+    }));
+    test_app app(without(role::prediction), [&](app_config& c) {
+        c.orchestrator.prediction_url = pred->url();
+        c.orchestrator.max_in_flight = 8;
+    });
+    asio::io_context ctx;
+    std::vector<unsigned> statuses;
+    std::vector<std::chrono::milliseconds> took;
+    for (int i = 0; i < 16; ++i) {
+        asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
+            http_client client(ctx.get_executor(), url{"127.0.0.1", app.port(role::orchestrator), ""}, client_limits{});
+            const auto start = std::chrono::steady_clock::now();
+            auto res = co_await client.send(http::verb::post, "/member/offer", txn_body("CAP" + std::to_string(i)),
+                                            call_options{{}, deadline::after(std::chrono::seconds(10)), {}, {}});
+            statuses.push_back(res ? res->result_int() : 0u);
+            took.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start));
+        }, asio::detached);
+    }
+    ctx.run_for(std::chrono::seconds(10));
+    REQUIRE(statuses.size() == 16);
+    const auto ok = std::count(statuses.begin(), statuses.end(), 200u);
+    const auto refused = std::count(statuses.begin(), statuses.end(), 503u);
+    CHECK(ok + refused == 16);
+    CHECK(ok >= 8);
+    CHECK(refused >= 1);
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+        CHECK(took[i] < std::chrono::milliseconds(statuses[i] == 200 ? 3000 : 1000));
+}
