@@ -107,4 +107,17 @@ for H in 1 10 100 1000; do
        printf "%-8s %8s %10.0f %9s %9s\n", h, m, v["rows_per_s"], v["p50_ms"], v["p99_ms"] }'
 done
 echo
+MEMROWS=${MEMROWS:-1000000}
+echo "member-data memory: RSS growth over a second batch of $MEMROWS stored transactions (marginal bytes per transaction):"
+"$BIN" generate --rows "$MEMROWS" --members $((MEMROWS / 10)) --malformed-share 0 --seed 3 -o "$WORK/mem1.csv"
+"$BIN" generate --rows "$MEMROWS" --members $((MEMROWS / 10)) --malformed-share 0 --seed 4 -o "$WORK/mem2.csv"
+start
+"$BIN" stream --csv "$WORK/mem1.csv" --target "http://127.0.0.1:$((PORT+1))" --path /member_data --concurrency 64 --quiet >/dev/null 2>&1
+r1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+"$BIN" stream --csv "$WORK/mem2.csv" --target "http://127.0.0.1:$((PORT+1))" --path /member_data --concurrency 64 --quiet >/dev/null 2>&1
+r2=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+stop
+awk -v a="$r1" -v b="$r2" -v n="$MEMROWS" 'BEGIN { printf "  %.1f bytes per stored transaction (RSS %d -> %d KiB)\n", (b - a) * 1024 / n, a, b }'
+
+echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d), wrk -t2 -d${DUR}s"

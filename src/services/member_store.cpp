@@ -14,7 +14,8 @@ void member_store::append(const transaction& t) {
     std::lock_guard lock(s.mutex);
     auto it = s.members.find(std::string_view(t.member_id));
     if (it == s.members.end()) it = s.members.emplace(t.member_id, std::vector<record>{}).first;
-    it->second.push_back(record{t.ts, t.points, t.revenue, t.type});
+    it->second.push_back(record{static_cast<std::int64_t>(static_cast<std::uint64_t>(t.ts) << 2) | static_cast<std::int64_t>(t.type),
+                                t.points, t.revenue});
     ++s.transactions;
 }
 
@@ -31,8 +32,8 @@ bool member_store::history_json(std::string_view member_id, std::string& out) co
     for (const record& r : it->second) {
         if (!first) out += ',';
         first = false;
-        t.ts = r.ts;
-        t.type = r.type;
+        t.ts = r.ts();
+        t.type = r.type();
         t.points = r.points;
         t.revenue = r.revenue;
         append_transaction(out, t);
@@ -48,7 +49,7 @@ std::vector<transaction> member_store::history(std::string_view member_id) const
     const auto it = s.members.find(member_id);
     if (it == s.members.end()) return out;
     for (const record& r : it->second)
-        out.push_back(transaction{std::string(member_id), r.ts, r.type, r.points, r.revenue});
+        out.push_back(transaction{std::string(member_id), r.ts(), r.type(), r.points, r.revenue});
     return out;
 }
 

@@ -16,7 +16,8 @@ namespace offerd {
 
 // Thread-safe. Members are spread over 64 shards by hash; each shard has its own mutex, held
 // only to append or to serialize one member's history, so threads rarely contend.
-// Records are stored compactly (32 bytes; the member id once per member).
+// Records are stored compactly: 24 bytes (the type rides in the timestamp's two low bits; the
+// member id is stored once per member).
 class member_store {
 public:
     void append(const transaction& t);
@@ -29,11 +30,13 @@ public:
 
 private:
     struct record {
-        micros ts;
+        std::int64_t ts_and_type;  // (ts << 2) | type: |ts| < 2^58 for years 1-9999
         double points;
         double revenue;
-        txn_type type;
+        micros ts() const noexcept { return ts_and_type >> 2; }
+        txn_type type() const noexcept { return static_cast<txn_type>(ts_and_type & 3); }
     };
+    static_assert(sizeof(record) == 24);
     struct string_hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
