@@ -13,6 +13,7 @@
 #include "offerd/app/cli.hpp"
 #include "offerd/app/runtime.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/report/report.hpp"
 
 namespace {
 
@@ -108,13 +109,39 @@ int generate(const std::vector<std::string>& args) {
     return 0;
 }
 
+int report(const std::vector<std::string>& args) {
+    auto cmd = offerd::parse_report_command(args, getenv_lookup);
+    if (!cmd.config) {
+        (cmd.exit_code == 0 ? std::cout : std::cerr) << cmd.message << '\n';
+        return cmd.exit_code;
+    }
+    std::ifstream in(cmd.config->log);
+    if (!in) {
+        std::cerr << "offerd report: cannot open '" << cmd.config->log << "'\n";
+        return 2;
+    }
+    const auto r = offerd::build_report(in);
+    std::cout << offerd::render_text(r);
+    if (!cmd.config->html.empty()) {
+        std::ofstream out(cmd.config->html, std::ios::trunc);
+        out << offerd::render_html(r);
+        if (!out.flush()) {
+            std::cerr << "offerd report: cannot write '" << cmd.config->html << "'\n";
+            return 1;
+        }
+        std::cout << "\nHTML report: " << cmd.config->html << '\n';
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     const std::string command = args.empty() ? "" : args.front();
-    if (command == "stream" || command == "generate" || command == "serve") args.erase(args.begin());
+    if (command == "stream" || command == "generate" || command == "serve" || command == "report") args.erase(args.begin());
     if (command == "stream") return stream(args);
+    if (command == "report") return report(args);
     if (command == "generate") return generate(args);
     if (command == "help" || command == "--help" || command == "-h") {
         std::cout << offerd::top_level_help() << '\n'
@@ -122,7 +149,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!command.empty() && command != "serve" && command.front() != '-') {
-        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream or generate; see offerd --help)\n";
+        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream, generate or report; see offerd --help)\n";
         return 2;
     }
     return serve(args);

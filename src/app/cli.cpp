@@ -59,6 +59,7 @@ std::string top_level_help() {
            "  offerd [serve] [--role ROLES] [options]   run listeners (default: all four roles)\n"
            "  offerd stream [--csv FILE] [--target URL] replay a CSV against the orchestrator\n"
            "  offerd generate [--rows N] [--seed S]     write a deterministic realistic CSV\n"
+           "  offerd report LOG.jsonl [--html FILE]     summarize a log: statuses, offers, latency, throughput\n"
            "  offerd <command> --help                   options of a command\n\n"
            "Roles and default ports: orchestrator 8000, member-data 8001, prediction 8002, offer-engine 8003.\n"
            "Example:\n"
@@ -258,6 +259,39 @@ parsed_command<generate_config> parse_generate_command(const std::vector<std::st
     if (!(c.options.malformed_share >= 0 && c.options.malformed_share <= 1))
         return usage_error<generate_config>("generate", "--malformed-share must be between 0 and 1");
     if (vm.count("output")) c.output = vm["output"].as<std::string>();
+    return {c, {}, 0};
+}
+
+}  // namespace offerd
+
+namespace offerd {
+
+parsed_command<report_config> parse_report_command(const std::vector<std::string>& args, const env_lookup& env) {
+    po::options_description desc("offerd report options");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help")
+        ("log", po::value<std::string>(), "the JSON-lines log written by offerd (--log-file)")
+        ("html", po::value<std::string>(), "also write a self-contained HTML page with charts to this file");
+    // clang-format on
+    po::positional_options_description positional;
+    positional.add("log", 1);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return usage_error<report_config>("report", e.what());
+    }
+    (void)env;
+    if (vm.count("help"))
+        return help<report_config>("Usage: offerd report LOG.jsonl [--html report.html]", desc,
+                                   "\nPrints request counts by status, the offer mix, per-step latency p50/p90/p99/max,\n"
+                                   "offer events per second and the slowest requests with their dominant step.\n");
+    if (!vm.count("log")) return usage_error<report_config>("report", "a log file is required");
+    report_config c;
+    c.log = vm["log"].as<std::string>();
+    if (vm.count("html")) c.html = vm["html"].as<std::string>();
     return {c, {}, 0};
 }
 

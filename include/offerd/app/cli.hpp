@@ -34,6 +34,12 @@ struct generate_config {
 };
 parsed_command<generate_config> parse_generate_command(const std::vector<std::string>& args, const env_lookup& env);
 
+struct report_config {
+    std::string log;   // JSON-lines log to read
+    std::string html;  // also write this HTML page when not empty
+};
+parsed_command<report_config> parse_report_command(const std::vector<std::string>& args, const env_lookup& env);
+
 // The top-level usage text.
 std::string top_level_help();
 
