@@ -3,6 +3,8 @@
 # Usage: scripts/test.sh [ctest args...]   e.g. scripts/test.sh -L unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# promtool validates /metrics and headless Chromium renders the HTML report in the e2e tests.
+scripts/deps.sh prometheus chromium
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"

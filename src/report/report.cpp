@@ -49,7 +49,8 @@ std::string fmt(const char* pattern, double v) {
 std::string ms(std::int64_t us) { return fmt("%.3f", static_cast<double>(us) / 1000.0); }
 
 // A horizontal bar chart: one labelled bar per item.
-std::string bar_chart(const std::vector<std::pair<std::string, double>>& items, const std::string& unit) {
+std::string bar_chart(const std::vector<std::pair<std::string, double>>& items, const std::string& unit,
+                      const char* value_format = "%.0f") {
     const double peak = items.empty() ? 1 : std::max(1e-9, std::max_element(items.begin(), items.end(), [](auto& a, auto& b) {
                                                                return a.second < b.second;
                                                            })->second);
@@ -61,7 +62,7 @@ std::string bar_chart(const std::vector<std::pair<std::string, double>>& items, 
         const int w = std::max(1, static_cast<int>(bar_w * items[i].second / peak));
         o << "<text x='0' y='" << y + 16 << "' font-size='13'>" << html_escape(items[i].first) << "</text>"
           << "<rect x='" << label_w << "' y='" << y << "' width='" << w << "' height='" << row - 8 << "' fill='#3b82f6'/>"
-          << "<text x='" << label_w + w + 6 << "' y='" << y + 16 << "' font-size='12'>" << fmt("%.6g", items[i].second) << ' '
+          << "<text x='" << label_w + w + 6 << "' y='" << y + 16 << "' font-size='12'>" << fmt(value_format, items[i].second) << ' '
           << unit << "</text>";
     }
     o << "</svg>";
@@ -202,7 +203,7 @@ std::string render_html(const log_report& r) {
     std::vector<std::pair<std::string, double>> breakdown;
     for (const auto& [name, s] : r.steps)
         if (name != "total" && name != "predict_ats" && name != "predict_resp") breakdown.emplace_back(name, s.mean / 1000.0);
-    o << "<h2>Where the time goes (mean per step)</h2>" << bar_chart(breakdown, "ms");
+    o << "<h2>Where the time goes (mean per step)</h2>" << bar_chart(breakdown, "ms", "%.3f");
     std::vector<std::pair<std::string, double>> mix;
     for (const auto& [offer, n] : r.offer_mix) mix.emplace_back(offer, static_cast<double>(n));
     o << "<h2>Offer mix</h2>" << bar_chart(mix, "offers");
