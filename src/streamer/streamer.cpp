@@ -146,10 +146,6 @@ asio::awaitable<void> dispatch(stream_state& s) {
     }
 }
 
-// Checks the target answers at all, then streams. s outlives the io_context's run(), so the
-// reference parameters of these spawned coroutines stay valid.
-asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable, progress_options progress);
-
 // Reports progress until every row has an answer.
 asio::awaitable<void> report_progress(stream_state& s, progress_options opt) {
     auto& timer = s.progress_timer;
@@ -181,6 +177,8 @@ asio::awaitable<result<bool>> probe(http_client& client, std::chrono::millisecon
     co_return true;
 }
 
+// Checks the target answers at all, then streams. s outlives the io_context's run(), so the
+// reference parameters of this and the coroutines it spawns stay valid.
 asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable, progress_options progress) {
     auto up = co_await probe(s.client, s.cfg.timeout);
     if (!up) {
