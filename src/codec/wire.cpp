@@ -114,7 +114,7 @@ result<std::string_view> string_field(const json::object& o, std::string_view na
     return std::string_view(s->data(), s->size());
 }
 
-result<transaction> transaction_from(const json::value& v) {
+result<transaction> transaction_from(const json::value& v, transaction_text* as_sent = nullptr) {
     const json::object* o = as_object(v);
     if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
     auto id = string_field(*o, field::member_id);
@@ -128,21 +128,22 @@ result<transaction> transaction_from(const json::value& v) {
     if (!points) return std::move(points).error();
     auto revenue = number_field(*o, field::revenue);
     if (!revenue) return std::move(revenue).error();
+    if (as_sent) *as_sent = transaction_text{std::string(*ts), std::string(*type)};
     return make_transaction(*id, *ts, *type, *points, *revenue);
 }
 
 }  // namespace
 
-result<transaction> decode_transaction(std::string_view body) {
-    return with_parsed(body, [](const json::value& v) { return transaction_from(v); });
+result<transaction> decode_transaction(std::string_view body, transaction_text* as_sent) {
+    return with_parsed(body, [as_sent](const json::value& v) { return transaction_from(v, as_sent); });
 }
 
-void append_transaction(std::string& out, const transaction& t) {
+void append_transaction(std::string& out, const transaction& t, const transaction_text* as_sent) {
     json_writer w(out);
-    w.begin_object()
-        .member(field::member_id, std::string_view(t.member_id))
-        .member(field::ts, std::string_view(format_rfc3339(t.ts)))
-        .member(field::type, to_string(t.type))
+    w.begin_object().member(field::member_id, std::string_view(t.member_id));
+    if (as_sent) w.member(field::ts, std::string_view(as_sent->ts)).member(field::type, std::string_view(as_sent->type));
+    else w.member(field::ts, std::string_view(format_rfc3339(t.ts))).member(field::type, to_string(t.type));
+    w
         .member(field::points, t.points)
         .member(field::revenue, t.revenue)
         .end_object();

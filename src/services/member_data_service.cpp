@@ -27,14 +27,15 @@ struct member_data_writer {
     std::uint64_t seq = 0;
 
     // Appends t (journaled first when a journal is configured). Throws on journal I/O failure.
-    void write(const std::string& key, const transaction& t) {
+    // The journal keeps the normalized form; the text as sent is echoed until a restart.
+    void write(const std::string& key, const transaction& t, const transaction_text& as_sent) {
         if (!journal) {
-            store->append(t);
+            store->append(t, &as_sent);
             return;
         }
         std::lock_guard lock(journal_mutex);
         journal->append(encode_record_line({++seq, key, t}));
-        store->append(t);
+        store->append(t, &as_sent);
     }
 };
 
@@ -60,13 +61,17 @@ std::shared_ptr<router> make_member_data_router(std::shared_ptr<member_store> st
         w->journal = std::make_unique<append_file>(opt.journal, opt.journal_fsync);
     }
     r->add(http::verb::post, "/member_data", [w](request_context& ctx) -> asio::awaitable<response> {
-        auto t = decode_transaction(ctx.req.body());
+        transaction_text as_sent;
+        auto t = decode_transaction(ctx.req.body(), &as_sent);
         if (!t) co_return failure_response(t.error());
-        std::string body = encode_transaction(*t);
+        // The stored object is what was posted (validated), numbers as parsed.
+        std::string body;
+        append_transaction(body, *t, &as_sent);
         const auto key_it = ctx.req.find("Idempotency-Key");
         const std::string key = key_it == ctx.req.end() ? std::string() : std::string(key_it->value());
         if (!key.empty()) {
-            const std::uint64_t h = idempotency_cache::hash(body);
+            // A write's identity is its normalized form, so a journal replay recognises repeats.
+            const std::uint64_t h = idempotency_cache::hash(encode_transaction(*t));
             if (auto prior = w->seen.insert_if_absent(key, {h, 200, body})) {
                 if (prior->body_hash != h)
                     co_return detail_response(http::status::unprocessable_entity, "Idempotency-Key: already used with a different body");
@@ -74,7 +79,7 @@ std::shared_ptr<router> make_member_data_router(std::shared_ptr<member_store> st
             }
         }
         try {
-            w->write(key, *t);
+            w->write(key, *t, as_sent);
         } catch (const std::exception&) {
             // Not stored: the key must not claim otherwise, and the client must retry.
             if (!key.empty()) w->seen.erase(key);

@@ -9,13 +9,19 @@ member_store::shard& member_store::shard_for(std::string_view id) const noexcept
     return shards_[string_hash{}(id) % shard_count];
 }
 
-void member_store::append(const transaction& t) {
+void member_store::append(const transaction& t, const transaction_text* as_sent) {
+    const bool differs = as_sent && (as_sent->type != to_string(t.type) || as_sent->ts != format_rfc3339(t.ts));
     shard& s = shard_for(t.member_id);
     std::lock_guard lock(s.mutex);
     auto it = s.members.find(std::string_view(t.member_id));
-    if (it == s.members.end()) it = s.members.emplace(t.member_id, std::vector<record>{}).first;
-    it->second.push_back(record{static_cast<std::int64_t>(static_cast<std::uint64_t>(t.ts) << 2) | static_cast<std::int64_t>(t.type),
-                                t.points, t.revenue});
+    if (it == s.members.end()) it = s.members.emplace(t.member_id, member_history{}).first;
+    member_history& h = it->second;
+    if (differs) {
+        if (!h.as_sent) h.as_sent = std::make_unique<std::unordered_map<std::uint32_t, transaction_text>>();
+        (*h.as_sent)[static_cast<std::uint32_t>(h.records.size())] = *as_sent;
+    }
+    h.records.push_back(record{static_cast<std::int64_t>(static_cast<std::uint64_t>(t.ts) << 2) | static_cast<std::int64_t>(t.type),
+                               t.points, t.revenue});
     ++s.transactions;
 }
 
@@ -25,18 +31,21 @@ bool member_store::history_json(std::string_view member_id, std::string& out) co
     t.member_id = member_id;
     std::lock_guard lock(s.mutex);
     const auto it = s.members.find(member_id);
-    if (it == s.members.end() || it->second.empty()) return false;
-    out.reserve(out.size() + it->second.size() * (150 + member_id.size()));
+    if (it == s.members.end() || it->second.records.empty()) return false;
+    const member_history& h = it->second;
+    out.reserve(out.size() + h.records.size() * (150 + member_id.size()));
     out += '[';
-    bool first = true;
-    for (const record& r : it->second) {
-        if (!first) out += ',';
-        first = false;
+    for (std::size_t i = 0; i < h.records.size(); ++i) {
+        if (i) out += ',';
+        const record& r = h.records[i];
         t.ts = r.ts();
         t.type = r.type();
         t.points = r.points;
         t.revenue = r.revenue;
-        append_transaction(out, t);
+        const transaction_text* text = nullptr;
+        if (h.as_sent)
+            if (auto found = h.as_sent->find(static_cast<std::uint32_t>(i)); found != h.as_sent->end()) text = &found->second;
+        append_transaction(out, t, text);
     }
     out += ']';
     return true;
@@ -48,7 +57,7 @@ std::vector<transaction> member_store::history(std::string_view member_id) const
     std::lock_guard lock(s.mutex);
     const auto it = s.members.find(member_id);
     if (it == s.members.end()) return out;
-    for (const record& r : it->second)
+    for (const record& r : it->second.records)
         out.push_back(transaction{std::string(member_id), r.ts(), r.type(), r.points, r.revenue});
     return out;
 }

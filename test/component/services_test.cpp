@@ -30,21 +30,26 @@ TEST_CASE("every service answers GET /health with status ok", "[component]") {
     }
 }
 
-TEST_CASE("member-data stores transactions and returns them in insertion order", "[component]") {
+TEST_CASE("member-data stores transactions and returns them in insertion order, as posted", "[component]") {
     test_app app(services);
     const auto port = app.port(role::member_data);
     auto a = post(port, "/member_data", txn_body("M-7", "2024-06-02 08:00:00", "gift", 50, 0));
     REQUIRE(a.status == 200);
-    CHECK(json::parse(a.body) == json::parse(R"({"memberId":"M-7","lastTransactionUtcTs":"2024-06-02T08:00:00Z",
-        "lastTransactionType":"GIFT","lastTransactionPointsBought":50,"lastTransactionRevenueUsd":0})"));
+    CHECK(json::parse(a.body) == json::parse(R"({"memberId":"M-7","lastTransactionUtcTs":"2024-06-02 08:00:00",
+        "lastTransactionType":"gift","lastTransactionPointsBought":50,"lastTransactionRevenueUsd":0})"));
     REQUIRE(post(port, "/member_data", txn_body("M-7", "2024-06-01T08:00:00+02:00", "redeem", -200, 0)).status == 200);
+    REQUIRE(post(port, "/member_data", txn_body("M-7", "2024-06-03T00:00:00Z", "BUY", 10, 2.5)).status == 200);
     auto h = get(port, "/member_data/M-7");
     REQUIRE(h.status == 200);
     const auto arr = json::parse(h.body).as_array();
-    REQUIRE(arr.size() == 2);
-    CHECK(arr[0].at("lastTransactionType") == "GIFT");
-    CHECK(arr[1].at("lastTransactionUtcTs") == "2024-06-01T06:00:00Z");
+    REQUIRE(arr.size() == 3);
+    CHECK(arr[0].at("lastTransactionType") == "gift");
+    CHECK(arr[0].at("lastTransactionUtcTs") == "2024-06-02 08:00:00");
+    CHECK(arr[1].at("lastTransactionUtcTs") == "2024-06-01T08:00:00+02:00");
     CHECK(arr[1].at("lastTransactionPointsBought").to_number<double>() == -200);
+    CHECK(arr[2].at("lastTransactionUtcTs") == "2024-06-03T00:00:00Z");
+    // The store itself keeps the normalized values.
+    CHECK(format_rfc3339(app.rt().store()->history("M-7")[1].ts) == "2024-06-01T06:00:00Z");
 }
 
 TEST_CASE("member-data answers 404 Member not found for an unknown member", "[component]") {

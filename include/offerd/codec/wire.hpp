@@ -14,11 +14,19 @@
 
 namespace offerd {
 
-// POST /member/offer and POST /member_data bodies.
-result<transaction> decode_transaction(std::string_view body);
+// The timestamp and type exactly as a client wrote them (member-data answers with these).
+struct transaction_text {
+    std::string ts;
+    std::string type;
+};
+
+// POST /member/offer and POST /member_data bodies. When as_sent is given it receives the
+// timestamp and type text as written.
+result<transaction> decode_transaction(std::string_view body, transaction_text* as_sent = nullptr);
 // Normalized: RFC 3339 UTC timestamp, upper-case type.
 std::string encode_transaction(const transaction& t);
-void append_transaction(std::string& out, const transaction& t);
+// With as_sent, the timestamp and type are written as the client sent them.
+void append_transaction(std::string& out, const transaction& t, const transaction_text* as_sent = nullptr);
 
 // GET /member_data/{id} answers. Entries that do not validate are skipped and counted, with
 // the first few reasons kept for the log. Fails if the body is not a JSON array.

@@ -4,12 +4,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "offerd/codec/wire.hpp"
 #include "offerd/domain/transaction.hpp"
 
 namespace offerd {
@@ -20,7 +22,9 @@ namespace offerd {
 // member id is stored once per member).
 class member_store {
 public:
-    void append(const transaction& t);
+    // as_sent: the timestamp and type as the client wrote them; kept (beside the compact record)
+    // only when they differ from the normalized forms, so histories echo what was posted.
+    void append(const transaction& t, const transaction_text* as_sent = nullptr);
     // Appends the member's history as a JSON array to out; false (out untouched) when the
     // member has none.
     bool history_json(std::string_view member_id, std::string& out) const;
@@ -41,9 +45,14 @@ private:
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
+    struct member_history {
+        std::vector<record> records;
+        // Record index -> text as sent, for the few records not posted in normalized form.
+        std::unique_ptr<std::unordered_map<std::uint32_t, transaction_text>> as_sent;
+    };
     struct shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, std::vector<record>, string_hash, std::equal_to<>> members;
+        std::unordered_map<std::string, member_history, string_hash, std::equal_to<>> members;
         std::size_t transactions = 0;
     };
     static constexpr std::size_t shard_count = 64;
