@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # promtool validates /metrics and headless Chromium renders the HTML report in the e2e tests.
-scripts/deps.sh prometheus chromium
+scripts/deps.sh prometheus chromium fonts-dejavu-core
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"
