@@ -96,10 +96,9 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
         out.persisted = persisted.has_value();
         if (!persisted) {
             why_deferred = persisted.error().detail;
-            // A 4xx is member-data refusing this transaction: retrying later cannot help, and
-            // queueing it would block the member's outbox forever. Fail the request instead.
-            const unsigned s = persisted.error().upstream_status;
-            rejected = s >= 400 && s < 500 && s != 429;
+            // Queueing a refused transaction would block the member's outbox forever: fail the
+            // request instead.
+            rejected = refused_for_good(persisted.error());
         }
     }
     if (!out.persisted) {

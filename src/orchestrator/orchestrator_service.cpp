@@ -101,8 +101,8 @@ asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* sel
                 const std::string rid = "outbox-" + std::to_string(next->seq);
                 const call_context ctx{rid, until, self->log_, next->key, nullptr};
                 auto delivered = co_await self->upstreams_.persist(0, next->txn, ctx);
-                const unsigned status = delivered ? 0 : delivered.error().upstream_status;
-                const bool refused = status >= 400 && status < 500 && status != 429;
+                const bool refused = !delivered && refused_for_good(delivered.error());
+                const unsigned status = refused ? delivered.error().upstream_status : 0;
                 if (delivered || refused) {
                     // Acknowledge before the member's next request may look at the outbox.
                     self->outbox_.acknowledge(next->seq);

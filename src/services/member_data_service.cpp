@@ -46,7 +46,11 @@ void replay_journal(member_data_writer& w, const std::string& path) {
         if (!r) continue;  // a torn write (crash mid-record): the client never got an answer for it
         w.seq = r->seq;
         w.store->append(r->txn);
-        if (!r->key.empty()) w.seen.insert_if_absent(r->key, {idempotency_cache::hash(encode_transaction(r->txn)), 200, encode_transaction(r->txn)});
+        if (!r->key.empty()) {
+            std::string stored = encode_transaction(r->txn);
+            const std::uint64_t h = idempotency_cache::hash(stored);
+            w.seen.insert_if_absent(r->key, {h, 200, std::move(stored)});
+        }
     }
 }
 }  // namespace

@@ -31,6 +31,12 @@ enum class model : std::uint8_t { ats, resp };
 
 using done = std::monostate;
 
+// True when the upstream answered a 4xx other than 429: it refuses this request for good, so
+// retrying or queueing it cannot help.
+inline bool refused_for_good(const failure& f) noexcept {
+    return f.upstream_status >= 400 && f.upstream_status < 500 && f.upstream_status != 429;
+}
+
 // Each call maps the upstream's answer to a value or a failure: timeouts and refused
 // connections to upstream_timeout / upstream_unavailable (504), 5xx or an unexpected status to
 // upstream_bad_status (502), an unparseable answer to upstream_bad_response (502), an open
