@@ -114,23 +114,200 @@ result<std::string_view> string_field(const json::object& o, std::string_view na
     return std::string_view(s->data(), s->size());
 }
 
-result<transaction> transaction_from(const json::value& v, transaction_text* as_sent = nullptr) {
-    const json::object* o = as_object(v);
-    if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
-    auto id = string_field(*o, field::member_id);
+// One transaction field as found in a JSON object, whichever parser found it.
+struct raw_field {
+    enum class kind : std::uint8_t { absent, string, number, other } k = kind::absent;
+    std::string_view text;  // kind::string
+    double number = 0;      // kind::number
+
+    result<std::string_view> as_string(std::string_view name) const {
+        if (k == kind::absent) return field_error(name, "field required");
+        if (k != kind::string) return field_error(name, "must be a string");
+        return text;
+    }
+    result<double> as_finite(std::string_view name) const {
+        if (k == kind::absent) return field_error(name, "field required");
+        if (k != kind::number) return field_error(name, "must be a number");
+        if (!std::isfinite(number)) return field_error(name, "must be a finite number");
+        return number;
+    }
+};
+
+// The five contract fields in wire order; raw_fields::index maps a key to its slot.
+struct raw_fields {
+    std::array<raw_field, 5> f;
+    static constexpr std::array<std::string_view, 5> names{field::member_id, field::ts, field::type, field::points,
+                                                           field::revenue};
+    static int index(std::string_view key) noexcept {
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if (key == names[i]) return static_cast<int>(i);
+        return -1;
+    }
+};
+
+raw_field from_value(const json::value* v) {
+    raw_field r;
+    if (!v) return r;
+    if (const json::string* s = v->if_string()) {
+        r.k = raw_field::kind::string;
+        r.text = std::string_view(s->data(), s->size());
+    } else if (const auto d = as_number(*v)) {
+        r.k = raw_field::kind::number;
+        r.number = *d;
+    } else {
+        r.k = raw_field::kind::other;
+    }
+    return r;
+}
+
+// The one place that turns the five raw fields into a transaction; checks run in a fixed order
+// so the first offending field is the one named.
+result<transaction> transaction_from(const raw_fields& r, transaction_text* as_sent = nullptr) {
+    auto id = r.f[0].as_string(field::member_id);
     if (!id) return std::move(id).error();
     if (auto valid = validate_member_id(*id); !valid) return std::move(valid).error();
-    auto ts = string_field(*o, field::ts);
+    auto ts = r.f[1].as_string(field::ts);
     if (!ts) return std::move(ts).error();
-    auto type = string_field(*o, field::type);
+    auto type = r.f[2].as_string(field::type);
     if (!type) return std::move(type).error();
-    auto points = number_field(*o, field::points);
+    auto points = r.f[3].as_finite(field::points);
     if (!points) return std::move(points).error();
-    auto revenue = number_field(*o, field::revenue);
+    auto revenue = r.f[4].as_finite(field::revenue);
     if (!revenue) return std::move(revenue).error();
     if (as_sent) *as_sent = transaction_text{std::string(*ts), std::string(*type)};
     return make_transaction(*id, *ts, *type, *points, *revenue);
 }
+
+result<transaction> transaction_from(const json::value& v, transaction_text* as_sent = nullptr) {
+    const json::object* o = as_object(v);
+    if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+    raw_fields r;
+    for (std::size_t i = 0; i < raw_fields::names.size(); ++i)
+        r.f[i] = from_value(o->if_contains(json::string_view(raw_fields::names[i].data(), raw_fields::names[i].size())));
+    return transaction_from(r, as_sent);
+}
+
+// Decodes a history array in one pass without building a DOM: member-data histories grow with
+// every transaction and are fetched on every request, and the DOM (plus its key lookups) was
+// most of the orchestrator's cost for long histories. Only the five contract fields of each
+// element are kept; anything deeper is skipped. Duplicate keys: the last wins, as in
+// json::object. Every element goes through the same transaction_from as a single transaction.
+struct history_handler {
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+
+    decoded_history out;
+    bool top_is_array = false;
+    std::size_t depth = 0;        // containers open: 1 inside the array, 2 inside an element object
+    bool element_is_object = false;
+    int field = -1;               // slot named by the current key of an element object, or -1
+    raw_fields fields;
+    std::array<std::string, 3> strings;  // storage behind the three string slots (the parser's views are transient)
+    std::string part;             // key, string or number text split across parser callbacks
+    std::size_t index = 0;
+
+    void element_done() {
+        result<transaction> t = element_is_object ? transaction_from(fields)
+                                                  : result<transaction>(fail(errc::invalid_field, "body: must be a JSON object"));
+        if (t) {
+            out.items.push_back(std::move(t).value());
+        } else {
+            ++out.skipped;
+            if (out.skip_reasons.size() < max_skip_reasons)
+                out.skip_reasons.push_back("entry " + std::to_string(index) + ": " + t.error().detail);
+        }
+        ++index;
+    }
+    // A scalar or the start of a container at the current depth.
+    void value(raw_field v) {
+        if (depth == 1) {  // a scalar element
+            element_is_object = false;
+            element_done();
+        } else if (depth == 2 && field >= 0) {
+            fields.f[static_cast<std::size_t>(field)] = v;
+            field = -1;
+        }
+    }
+    void number_value(double d) {
+        raw_field v;
+        v.k = raw_field::kind::number;
+        v.number = d;
+        value(v);
+    }
+    void open_container(bool is_object) {
+        if (depth == 0) top_is_array = !is_object;
+        else if (depth == 1) {
+            element_is_object = is_object;
+            fields = raw_fields{};
+        } else if (depth == 2 && field >= 0) {
+            value(raw_field{raw_field::kind::other, {}, 0});
+        }
+        ++depth;
+    }
+    void close_container() {
+        if (--depth == 1) element_done();
+    }
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_object_begin(json::error_code&) { return open_container(true), true; }
+    bool on_object_end(std::size_t, json::error_code&) { return close_container(), true; }
+    bool on_array_begin(json::error_code&) { return open_container(false), true; }
+    bool on_array_end(std::size_t, json::error_code&) { return close_container(), true; }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        if (depth == 2) part.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, json::error_code&) {
+        if (depth == 2) {
+            part.append(s.data(), s.size());
+            field = raw_fields::index(part);
+            part.clear();
+        }
+        return true;
+    }
+    bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+        if (depth == 2 && field >= 0) part.append(s.data(), s.size());
+        return true;
+    }
+    bool on_string(json::string_view s, std::size_t, json::error_code&) {
+        raw_field v{raw_field::kind::string, {}, 0};
+        if (depth == 2 && field >= 0 && field < 3) {
+            std::string& store = strings[static_cast<std::size_t>(field)];
+            store.assign(part);
+            store.append(s.data(), s.size());
+            v.text = store;
+        } else if (depth == 2 && field >= 0) {
+            v.text = std::string_view(s.data(), s.size());  // a number slot: only the kind matters
+        }
+        part.clear();
+        value(v);
+        return true;
+    }
+    bool on_number_part(json::string_view s, json::error_code&) { return part.append(s.data(), s.size()), true; }
+    bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+        part.clear();
+        return number_value(static_cast<double>(i)), true;
+    }
+    bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+        part.clear();
+        return number_value(static_cast<double>(u)), true;
+    }
+    bool on_double(double d, json::string_view s, json::error_code&) {
+        part.append(s.data(), s.size());
+        double exact = 0;
+        const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), exact);
+        number_value(ec == std::errc{} && ptr == part.data() + part.size() ? exact : d);  // same rule as exact_number_handler
+        part.clear();
+        return true;
+    }
+    bool on_bool(bool, json::error_code&) { return value(raw_field{raw_field::kind::other, {}, 0}), true; }
+    bool on_null(json::error_code&) { return value(raw_field{raw_field::kind::other, {}, 0}), true; }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+};
 
 }  // namespace
 
@@ -157,24 +334,34 @@ std::string encode_transaction(const transaction& t) {
 }
 
 result<decoded_history> decode_history(std::string_view body) {
-    // Histories can be large: let Boost.JSON grow past the stack buffer as needed.
-    return with_parsed(body, [](const json::value& v) -> result<decoded_history> {
-        const json::array* a = v.if_array();
-        if (!a) return fail(errc::invalid_field, "history: must be a JSON array");
-        decoded_history h;
-        h.items.reserve(a->size());
-        for (std::size_t i = 0; i < a->size(); ++i) {
-            auto t = transaction_from((*a)[i]);
-            if (t) {
-                h.items.push_back(std::move(t).value());
-            } else {
-                ++h.skipped;
-                if (h.skip_reasons.size() < max_skip_reasons)
-                    h.skip_reasons.push_back("entry " + std::to_string(i) + ": " + t.error().detail);
-            }
-        }
-        return h;
-    });
+    json::basic_parser<history_handler> p(json::parse_options{});
+    json::error_code ec;
+    const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
+    if (!ec && n < body.size()) ec = json::error::extra_data;
+    if (ec) return fail(errc::bad_json, "body is not valid JSON: " + ec.message());
+    if (!p.handler().top_is_array) return fail(errc::invalid_field, "history: must be a JSON array");
+    return std::move(p.handler().out);
+}
+
+void append_history_entry(std::string& out, std::string_view entry_prefix, micros ts, txn_type type, double points,
+                          double revenue) {
+    out += entry_prefix;
+    char buf[rfc3339_max_length];
+    out.append(buf, format_rfc3339_to(ts, buf));
+    out += R"(","lastTransactionType":")";
+    out += to_string(type);
+    out += R"(","lastTransactionPointsBought":)";
+    append_json_number(out, points);
+    out += R"(,"lastTransactionRevenueUsd":)";
+    append_json_number(out, revenue);
+    out += '}';
+}
+
+std::string history_entry_prefix(std::string_view member_id) {
+    std::string prefix = R"({"memberId":)";
+    append_json_string(prefix, member_id);
+    prefix += R"(,"lastTransactionUtcTs":")";
+    return prefix;
 }
 
 std::string encode_features(const member_features& f) {

@@ -125,14 +125,13 @@ std::int64_t utc_day(micros t) noexcept {
     return t >= 0 ? t / micros_per_day : -((-t + micros_per_day - 1) / micros_per_day);
 }
 
-std::string format_rfc3339(micros t, bool always_fraction) {
+std::size_t format_rfc3339_to(micros t, char* buf, bool always_fraction) noexcept {
     // Hand-formatted: this runs for every history entry served, and snprintf dominated it.
     const std::int64_t day = utc_day(t);
     const micros in_day = t - day * micros_per_day;
     const civil d = civil_from_days(day);
     const auto secs = static_cast<unsigned>(in_day / micros_per_second);
     const auto frac = static_cast<unsigned>(in_day % micros_per_second);
-    char buf[32];
     char* p = buf;
     const auto put = [&p](unsigned v, int width) {
         for (int i = width - 1; i >= 0; --i) {
@@ -157,7 +156,12 @@ std::string format_rfc3339(micros t, bool always_fraction) {
         put(frac, 6);
     }
     *p++ = 'Z';
-    return std::string(buf, p);
+    return static_cast<std::size_t>(p - buf);
+}
+
+std::string format_rfc3339(micros t, bool always_fraction) {
+    char buf[rfc3339_max_length];
+    return std::string(buf, format_rfc3339_to(t, buf, always_fraction));
 }
 
 }  // namespace offerd

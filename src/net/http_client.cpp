@@ -132,7 +132,17 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         }
         http::response_parser<http::string_body> parser;
         parser.body_limit(limits_.max_response_bytes);
-        auto [rec, rn] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
+        auto [hec, hn] = co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
+        beast::error_code rec = hec;
+        if (!rec && !parser.is_done()) {
+            // Beast reads at most the buffer's free capacity at a time; a pooled buffer stays
+            // small, so a long history (150 KB for 1,000 entries) took dozens of reads. Size it
+            // to the announced body once (bounded) so the body arrives in one or two reads.
+            if (const auto length = parser.content_length(); length && *length > c->buffer.capacity() - c->buffer.size())
+                c->buffer.reserve(c->buffer.size() + static_cast<std::size_t>(std::min<std::uint64_t>(*length, limits_.read_reserve_bytes)));
+            auto [bec, bn] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
+            rec = bec;
+        }
         if (rec) {
             if (reused && attempt == 0 && !parser.got_some() && stale_connection_error(rec)) continue;
             co_return map_error(rec, target_, "read");
@@ -140,6 +150,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         response res = parser.release();
         if (res.keep_alive() && idle_.size() < limits_.max_idle) {
             c->stream.expires_never();
+            if (c->buffer.capacity() > limits_.read_reserve_bytes) c->buffer.shrink_to_fit();
             c->idle_since = std::chrono::steady_clock::now();
             idle_.push_back(std::move(c));
             if (gauges_) gauges_->idle.fetch_add(1, std::memory_order_relaxed);

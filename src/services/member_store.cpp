@@ -27,25 +27,24 @@ void member_store::append(const transaction& t, const transaction_text* as_sent)
 
 bool member_store::history_json(std::string_view member_id, std::string& out) const {
     const shard& s = shard_for(member_id);
-    transaction t;
-    t.member_id = member_id;
+    const std::string prefix = history_entry_prefix(member_id);
     std::lock_guard lock(s.mutex);
     const auto it = s.members.find(member_id);
     if (it == s.members.end() || it->second.records.empty()) return false;
     const member_history& h = it->second;
-    out.reserve(out.size() + h.records.size() * (150 + member_id.size()));
+    out.reserve(out.size() + h.records.size() * (prefix.size() + 110));
     out += '[';
     for (std::size_t i = 0; i < h.records.size(); ++i) {
         if (i) out += ',';
         const record& r = h.records[i];
-        t.ts = r.ts();
-        t.type = r.type();
-        t.points = r.points;
-        t.revenue = r.revenue;
         const transaction_text* text = nullptr;
         if (h.as_sent)
             if (auto found = h.as_sent->find(static_cast<std::uint32_t>(i)); found != h.as_sent->end()) text = &found->second;
-        append_transaction(out, t, text);
+        if (!text) {
+            append_history_entry(out, prefix, r.ts(), r.type(), r.points, r.revenue);
+        } else {
+            append_transaction(out, transaction{std::string(member_id), r.ts(), r.type(), r.points, r.revenue}, text);
+        }
     }
     out += ']';
     return true;

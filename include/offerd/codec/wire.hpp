@@ -28,6 +28,13 @@ std::string encode_transaction(const transaction& t);
 // With as_sent, the timestamp and type are written as the client sent them.
 void append_transaction(std::string& out, const transaction& t, const transaction_text* as_sent = nullptr);
 
+// member-data's fast path for serving a history: history_entry_prefix(id) is computed once per
+// history, then append_history_entry writes one normalized entry, byte for byte what
+// append_transaction writes for the same transaction.
+std::string history_entry_prefix(std::string_view member_id);
+void append_history_entry(std::string& out, std::string_view entry_prefix, micros ts, txn_type type, double points,
+                          double revenue);
+
 // GET /member_data/{id} answers. Entries that do not validate are skipped and counted, with
 // the first few reasons kept for the log. Fails if the body is not a JSON array.
 struct decoded_history {

@@ -1,6 +1,7 @@
 // UTC timestamps as microseconds since the Unix epoch: parsing, RFC 3339 formatting, calendar days.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,6 +23,9 @@ result<micros> parse_timestamp(std::string_view text);
 
 // `YYYY-MM-DDTHH:MM:SSZ`, with `.ffffff` when the microseconds are not zero or always_fraction.
 std::string format_rfc3339(micros t, bool always_fraction = false);
+// The same into buf (at least rfc3339_max_length bytes), without allocating; returns the length.
+inline constexpr std::size_t rfc3339_max_length = 32;
+std::size_t format_rfc3339_to(micros t, char* buf, bool always_fraction = false) noexcept;
 
 // Days since the epoch of the UTC calendar date containing t (floor division, so negative t works).
 std::int64_t utc_day(micros t) noexcept;

@@ -24,6 +24,8 @@ struct client_limits {
     std::size_t max_idle = 64;                 // idle keep-alive connections kept
     std::chrono::milliseconds max_idle_age{15'000};  // older idle connections are dropped (servers close idle ones)
     std::size_t max_response_bytes = 16u << 20;
+    // Read buffer grown to a response's Content-Length up to this; kept by idle pooled connections.
+    std::size_t read_reserve_bytes = 1u << 20;
 };
 
 // Connection counts of one upstream's pools, summed over workers (for /metrics).
