@@ -20,6 +20,51 @@ response detail_response(http::status status, std::string_view detail) {
     return json_response(status, encode_detail(detail));
 }
 
+// Hand-rolled on purpose: Beast's serializer walks a generic buffers_cat_view over every field on
+// each write step, which the profile put at ~6% of all CPU for our small messages; formatting
+// the same bytes into one buffer is a few appends and lets one send carry the whole message.
+namespace {
+template <bool is_request>
+void append_fields_and_body(std::string& out, const http::message<is_request, http::string_body>& m) {
+    for (const auto& f : m) {
+        out += f.name_string();
+        out += ": ";
+        out += f.value();
+        out += "\r\n";
+    }
+    out += "\r\n";
+    out += m.body();
+}
+void append_version(std::string& out, unsigned version) {
+    out += "HTTP/";
+    out += static_cast<char>('0' + version / 10);
+    out += '.';
+    out += static_cast<char>('0' + version % 10);
+}
+}  // namespace
+
+void append_wire(std::string& out, const request& req) {
+    out.reserve(out.size() + 256 + req.body().size());
+    out += req.method_string();
+    out += ' ';
+    out += req.target();
+    out += ' ';
+    append_version(out, req.version());
+    out += "\r\n";
+    append_fields_and_body(out, req);
+}
+
+void append_wire(std::string& out, const response& res) {
+    out.reserve(out.size() + 256 + res.body().size());
+    append_version(out, res.version());
+    out += ' ';
+    out += std::to_string(res.result_int());
+    out += ' ';
+    out += res.reason();
+    out += "\r\n";
+    append_fields_and_body(out, res);
+}
+
 http::status status_for(errc e) noexcept {
     switch (e) {
     case errc::ok: return http::status::ok;

@@ -2,6 +2,7 @@
 #include "offerd/net/http_client.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -93,6 +94,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
     if (!opts.traceparent.empty()) req.set("traceparent", opts.traceparent);
     req.body() = std::move(body);
     req.prepare_payload();
+    std::string wire;
 
     for (int attempt = 0;; ++attempt) {
         const auto now = std::chrono::steady_clock::now();
@@ -125,7 +127,9 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         }
         const busy_mark busy(gauges_);
         c->stream.expires_at(expiry);
-        auto [wec, wn] = co_await http::async_write(c->stream, req, nothrow);
+        wire.clear();
+        append_wire(wire, req);
+        auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(wire), nothrow);
         if (wec) {
             if (reused && attempt == 0 && stale_connection_error(wec)) continue;
             co_return map_error(wec, target_, "write");

@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -78,6 +79,7 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
 
 asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
     beast::flat_buffer buffer;
+    std::string wire;  // the response's bytes; reused across the connection's requests
     const server_limits& lim = s->limits;
     for (;;) {
         if (buffer.size() == 0) {
@@ -131,8 +133,11 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         res.version(req.version());
         res.set(request_id_header, ctx.request_id);
         res.keep_alive(req.keep_alive() && !s->stopping.load(std::memory_order_relaxed));
+        if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
+        wire.clear();
+        append_wire(wire, res);
         c->stream.expires_after(lim.write_timeout);
-        auto [wec, wn] = co_await http::async_write(c->stream, res, nothrow);
+        auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(wire), nothrow);
         if (wec || !res.keep_alive()) break;
     }
     beast::error_code ignored;

@@ -1,6 +1,8 @@
 // The three external-service stand-ins, over real listeners on ephemeral ports.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <boost/beast/http/write.hpp>
+#include <sstream>
 
 #include "offerd/services/member_store.hpp"
 #include "test_support.hpp"
@@ -125,4 +127,39 @@ TEST_CASE("the compact member store round-trips every field, including years bef
     REQUIRE(back.size() == 2);
     CHECK(back[0] == early);
     CHECK(back[1] == late);
+}
+
+TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer writes them", "[component]") {
+    // append_wire replaces Beast's serializer on the hot path; it must not change a byte.
+    const auto beast_text = [](const auto& m) {
+        std::ostringstream os;
+        os << m;
+        return os.str();
+    };
+    response ok = json_response(http::status::ok, R"({"memberId":"M1","offer":"35% Bonus"})");
+    ok.set(request_id_header, "abc");
+    response closing = failure_response(fail(errc::circuit_open, "prediction is failing; circuit open", 2));
+    closing.keep_alive(false);
+    response http10 = detail_response(http::status::not_found, "Member not found");
+    http10.version(10);
+    response empty = json_response(http::status::unprocessable_entity, "");
+    for (const response* r : {&ok, &closing, &http10, &empty}) {
+        std::string wire;
+        append_wire(wire, *r);
+        CHECK(wire == beast_text(*r));
+    }
+    request post{http::verb::post, "/ml/ats/predict", 11};
+    post.set(http::field::host, "127.0.0.1:8002");
+    post.set(http::field::content_type, "application/json");
+    post.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    post.body() = R"({"AVG_POINTS_BOUGHT":1})";
+    post.prepare_payload();
+    request get{http::verb::get, "/member_data/M1", 11};
+    get.set(http::field::host, "localhost");
+    get.prepare_payload();
+    for (const request* r : {&post, &get}) {
+        std::string wire;
+        append_wire(wire, *r);
+        CHECK(wire == beast_text(*r));
+    }
 }

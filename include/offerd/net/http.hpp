@@ -31,6 +31,11 @@ response json_response(http::status status, std::string body);
 // {"detail": ...} with the given status.
 response detail_response(http::status status, std::string_view detail);
 
+// The message as it goes on the wire (start line, fields as stored, blank line, body), appended to
+// out. The message must carry its Content-Length (json_response and prepare_payload set it).
+void append_wire(std::string& out, const request& req);
+void append_wire(std::string& out, const response& res);
+
 // The one map from error code to HTTP status.
 http::status status_for(errc e) noexcept;
 // A response for a failure. 5xx bodies carry a generic message, never internals.
