@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "offerd/net/http_server.hpp"
+#include "offerd/net/loopback_affinity.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
@@ -40,6 +41,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         workers_.push_back(std::make_unique<asio::io_context>(1));
         worker_ptrs_.push_back(workers_.back().get());
     }
+    affinity_ = std::make_unique<loopback_affinity>();
     metrics_ = std::make_shared<metrics_registry>();
     metrics_->add([](std::string& out) {
         write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
@@ -59,7 +61,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         });
         routers.emplace_back(to_string(r), routes);
         servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
-                                                          cfg_.limits, log_);
+                                                          cfg_.limits, log_, affinity_.get());
     };
     if (cfg_.has(role::member_data)) {
         store_ = std::make_shared<member_store>();
@@ -74,7 +76,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
             upstream_url(cfg_.orchestrator.prediction_url, "--prediction-url", cfg_.host, local(role::prediction, 8002)),
             upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003)),
         };
-        orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_);
+        orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_, affinity_.get());
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }
     metrics_->add([routers](std::string& out) {

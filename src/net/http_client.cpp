@@ -8,6 +8,9 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <tuple>
+
+#include "offerd/net/loopback_affinity.hpp"
 
 namespace offerd {
 
@@ -15,7 +18,16 @@ using tcp = asio::ip::tcp;
 
 struct http_client::connection {
     explicit connection(const asio::any_io_executor& ex) : stream(ex) {}
+    ~connection() { unclaim(); }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    void unclaim() noexcept {
+        if (affinity && claimed) affinity->release(claimed);
+        claimed = 0;
+    }
     beast::tcp_stream stream;
+    loopback_affinity* affinity = nullptr;
+    std::uint16_t claimed = 0;  // local port recorded in affinity
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
 };
@@ -44,8 +56,15 @@ std::chrono::milliseconds to_ms(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges)
-    : ex_(std::move(ex)), target_(std::move(target)), host_header_(target_.host_header()), limits_(limits), gauges_(gauges) {}
+http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges,
+                         loopback_affinity* affinity, std::size_t worker)
+    : ex_(std::move(ex)),
+      target_(std::move(target)),
+      host_header_(target_.host_header()),
+      limits_(limits),
+      gauges_(gauges),
+      affinity_(affinity),
+      worker_(worker) {}
 
 http_client::~http_client() {
     if (gauges_) gauges_->idle.fetch_sub(static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
@@ -77,7 +96,25 @@ asio::awaitable<result<std::unique_ptr<http_client::connection>>> http_client::c
     }
     auto c = std::make_unique<connection>(ex_);
     c->stream.expires_after(budget);
-    auto [ec, ep] = co_await c->stream.async_connect(endpoints_, nothrow);
+    beast::error_code ec = asio::error::host_not_found;
+    for (const tcp::endpoint& ep : endpoints_) {  // in order, like a range connect, under one expiry
+        tcp::socket& sock = c->stream.socket();
+        beast::error_code ignored;
+        if (sock.is_open()) sock.close(ignored);
+        c->unclaim();
+        if (affinity_ && ep.address().is_loopback()) {
+            // Bind first so the local port is known, and recorded, before the peer can accept.
+            if (sock.open(ep.protocol(), ec); ec) continue;
+            if (sock.bind(tcp::endpoint(ep.address(), 0), ec); ec) continue;
+            const auto local = sock.local_endpoint(ec);
+            if (ec) continue;
+            c->affinity = affinity_;
+            c->claimed = local.port();
+            affinity_->claim(c->claimed, worker_);
+        }
+        std::tie(ec) = co_await c->stream.async_connect(ep, nothrow);
+        if (!ec || ec == beast::error::timeout) break;
+    }
     if (ec) co_return map_error(ec, target_, "connect");
     beast::error_code ignored;
     c->stream.socket().set_option(tcp::no_delay(true), ignored);

@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "offerd/net/loopback_affinity.hpp"
 #include "offerd/obs/log.hpp"
 
 namespace offerd {
@@ -41,6 +42,7 @@ struct http_server::state {
     std::shared_ptr<const router> routes;
     server_limits limits;
     logger& log;
+    const loopback_affinity* affinity;
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> open{0};
     std::atomic<std::size_t> accepted{0};
@@ -49,8 +51,8 @@ struct http_server::state {
     std::unordered_set<std::shared_ptr<connection>> connections;
 
     state(std::string n, std::span<asio::io_context* const> w, std::shared_ptr<const router> r,
-          const server_limits& l, logger& lg)
-        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg) {}
+          const server_limits& l, logger& lg, const loopback_affinity* a)
+        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg), affinity(a) {}
 };
 
 namespace {
@@ -144,12 +146,22 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     c->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+// The worker that owns the other end when it is one of this process's clients (see
+// loopback_affinity), else `fallback`.
+std::size_t worker_for(const http_server::state& s, const tcp::socket& socket, std::size_t fallback) {
+    if (!s.affinity) return fallback;
+    beast::error_code ec;
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    if (ec || !peer.address().is_loopback()) return fallback;
+    const auto w = s.affinity->worker_of(peer.port());
+    return w && *w < s.workers.size() ? *w : fallback;
+}
+
 asio::awaitable<void> accept_loop(state_ptr s) {
     for (;;) {
-        asio::io_context& worker_ctx = *s->workers[s->next_worker];
-        const std::size_t worker = s->next_worker;
+        std::size_t worker = s->next_worker;
         s->next_worker = (s->next_worker + 1) % s->workers.size();
-        auto [ec, socket] = co_await s->acceptor.async_accept(worker_ctx, nothrow);
+        auto [ec, accepted] = co_await s->acceptor.async_accept(*s->workers[worker], nothrow);
         if (ec == asio::error::operation_aborted || s->stopping) co_return;
         if (ec) {
             // Out of descriptors and similar: report, pause briefly so we do not spin, go on.
@@ -158,12 +170,24 @@ asio::awaitable<void> accept_loop(state_ptr s) {
             co_await pause.async_wait(nothrow);
             continue;
         }
+        tcp::socket socket(std::move(accepted));
         if (s->open.load() >= s->limits.max_connections) {
             beast::error_code ignored;
             socket.close(ignored);
             continue;
         }
+        if (const std::size_t owner = worker_for(*s, socket, worker); owner != worker) {
+            // Re-home the descriptor on the owner's io_context (release() deregisters it here).
+            const auto protocol = socket.local_endpoint(ec).protocol();
+            if (!ec) {
+                const auto fd = socket.release(ec);
+                if (ec) continue;  // cannot happen on Linux; the socket is unusable either way
+                socket = tcp::socket(*s->workers[owner], protocol, fd);
+                worker = owner;
+            }
+        }
         socket.set_option(tcp::no_delay(true), ec);
+        asio::io_context& worker_ctx = *s->workers[worker];
         auto c = std::make_shared<connection>(std::move(socket));
         {
             std::lock_guard lock(s->mutex);
@@ -192,8 +216,8 @@ asio::awaitable<void> accept_loop(state_ptr s) {
 
 http_server::http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
                          std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
-                         logger& log)
-    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log)) {
+                         logger& log, const loopback_affinity* affinity)
+    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, affinity)) {
     const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
     beast::error_code ec;
     tcp::resolver resolver(*workers.front());

@@ -15,11 +15,11 @@
 namespace offerd {
 
 orchestrator_service::orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
-                                           const orchestrator_urls& urls, logger& log)
+                                           const orchestrator_urls& urls, logger& log, loopback_affinity* affinity)
     : cfg_(cfg),
       urls_(urls),
       log_(log),
-      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log),
+      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log, affinity),
       outbox_(cfg.outbox),
       pipeline_(upstreams_, outbox_, cfg_),
       answers_(cfg.idempotency_retention, cfg.idempotency_capacity),

@@ -30,16 +30,18 @@ std::size_t outcome_index(errc e) {
 
 struct upstreams::service {
     struct per_worker {
-        per_worker(asio::io_context& ctx, const url& u, const orchestrator_config& cfg, pool_gauges* gauges)
-            : client(ctx.get_executor(), u, cfg.upstream, gauges), budget(cfg.retry.budget_ratio) {}
+        per_worker(asio::io_context& ctx, const url& u, const orchestrator_config& cfg, pool_gauges* gauges,
+                   loopback_affinity* affinity, std::size_t worker)
+            : client(ctx.get_executor(), u, cfg.upstream, gauges, affinity, worker), budget(cfg.retry.budget_ratio) {}
         http_client client;
         retry_budget budget;
         std::minstd_rand jitter{std::random_device{}()};
     };
     service(std::string_view n, std::span<asio::io_context* const> workers, const url& u, const orchestrator_config& cfg,
-            logger& log)
+            logger& log, loopback_affinity* affinity)
         : name(n), call_timeout(cfg.upstream.timeout), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
-        for (asio::io_context* w : workers) slots.push_back(std::make_unique<per_worker>(*w, u, cfg, &pool));
+        for (std::size_t i = 0; i < workers.size(); ++i)
+            slots.push_back(std::make_unique<per_worker>(*workers[i], u, cfg, &pool, affinity, i));
     }
     std::string_view name;
     std::chrono::milliseconds call_timeout;
@@ -51,10 +53,10 @@ struct upstreams::service {
 };
 
 upstreams::upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
-                     const url& offer_engine, const orchestrator_config& cfg, logger& log)
-    : member_data_(std::make_unique<service>("member-data", workers, member_data, cfg, log)),
-      prediction_(std::make_unique<service>("prediction", workers, prediction, cfg, log)),
-      offer_engine_(std::make_unique<service>("offer-engine", workers, offer_engine, cfg, log)) {}
+                     const url& offer_engine, const orchestrator_config& cfg, logger& log, loopback_affinity* affinity)
+    : member_data_(std::make_unique<service>("member-data", workers, member_data, cfg, log, affinity)),
+      prediction_(std::make_unique<service>("prediction", workers, prediction, cfg, log, affinity)),
+      offer_engine_(std::make_unique<service>("offer-engine", workers, offer_engine, cfg, log, affinity)) {}
 
 upstreams::~upstreams() = default;
 

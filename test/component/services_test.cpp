@@ -2,8 +2,16 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <boost/beast/http/write.hpp>
+#include <array>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <set>
 #include <sstream>
+#include <thread>
 
+#include "offerd/net/http_client.hpp"
+#include "offerd/net/loopback_affinity.hpp"
+#include "offerd/net/router.hpp"
 #include "offerd/services/member_store.hpp"
 #include "test_support.hpp"
 
@@ -162,4 +170,63 @@ TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer write
         append_wire(wire, *r);
         CHECK(wire == beast_text(*r));
     }
+}
+
+TEST_CASE("A loopback connection from a port a worker claimed is served on that worker", "[component]") {
+    logger log(log_config{"/dev/null", log_level::off});
+    asio::io_context w0{1}, w1{1};
+    const std::array<asio::io_context*, 2> workers{&w0, &w1};
+    loopback_affinity affinity;
+    auto routes = std::make_shared<router>();
+    routes->add(http::verb::get, "/worker", [](request_context& ctx) -> asio::awaitable<response> {
+        co_return json_response(http::status::ok, std::to_string(ctx.worker));
+    });
+    http_server server("affinity", workers, "127.0.0.1", 0, routes, server_limits{}, log, &affinity);
+    server.start();
+    auto g0 = asio::make_work_guard(w0);
+    auto g1 = asio::make_work_guard(w1);
+    std::thread t0([&] { w0.run(); }), t1([&] { w1.run(); });
+
+    // Each call opens a new connection (no pooling), so round-robin alone would alternate workers.
+    const auto served_on = [&](loopback_affinity* a, std::size_t worker) {
+        return run_bounded([](std::uint16_t port, loopback_affinity* a, std::size_t worker) -> asio::awaitable<std::string> {
+            client_limits lim;
+            lim.max_idle = 0;
+            const auto ex = co_await asio::this_coro::executor;  // own statement: g++ 12 mishandles co_await beside temporaries
+            http_client client(ex, url{"127.0.0.1", port, ""}, lim, nullptr, a, worker);
+            auto res = co_await client.send(http::verb::get, "/worker", {}, call_options{{}, deadline::after(5s), {}, {}});
+            co_return res ? res->body() : "failed: " + res.error().detail;
+        }(server.port(), a, worker));
+    };
+    for (int i = 0; i < 4; ++i) CHECK(served_on(&affinity, 1) == "1");
+    for (int i = 0; i < 4; ++i) CHECK(served_on(&affinity, 0) == "0");
+    std::set<std::string> without;
+    for (int i = 0; i < 4; ++i) without.insert(served_on(nullptr, 0));
+    CHECK(without == std::set<std::string>{"0", "1"});
+
+    server.stop();
+    g0.reset();
+    g1.reset();
+    w0.stop();
+    w1.stop();
+    t0.join();
+    t1.join();
+}
+
+TEST_CASE("A client releases the loopback port it claimed when the connection closes", "[component]") {
+    fake_upstream up([](const request&) { return json_response(http::status::ok, "{}"); });
+    loopback_affinity affinity;
+    const std::size_t claimed_after = run_bounded([](std::uint16_t port, loopback_affinity* a) -> asio::awaitable<std::size_t> {
+        client_limits lim;
+        lim.max_idle = 0;  // the connection is closed right after the answer
+        const auto ex = co_await asio::this_coro::executor;
+        http_client client(ex, url{"127.0.0.1", port, ""}, lim, nullptr, a, 1);
+        auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(5s), {}, {}});
+        if (!res || res->result_int() != 200) co_return 99;  // it must have connected and been answered
+        std::size_t claimed = 0;
+        for (std::uint32_t p = 1; p < 65536; ++p) claimed += a->worker_of(static_cast<std::uint16_t>(p)).has_value();
+        co_return claimed;
+    }(up.port(), &affinity));
+    CHECK(claimed_after == 0);
+    CHECK(up.request_count() == 1);
 }

@@ -15,6 +15,7 @@ namespace offerd {
 
 class http_server;
 class logger;
+class loopback_affinity;
 class member_store;
 class metrics_registry;
 class orchestrator_service;
@@ -48,6 +49,7 @@ private:
     logger& log_;
     std::vector<std::unique_ptr<asio::io_context>> workers_;
     std::vector<asio::io_context*> worker_ptrs_;
+    std::unique_ptr<loopback_affinity> affinity_;  // shared by the listeners and the orchestrator's clients
     std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards_;
     std::vector<std::thread> threads_;
     std::shared_ptr<member_store> store_;

@@ -24,8 +24,9 @@ struct client_limits {
     std::size_t max_idle = 64;                 // idle keep-alive connections kept
     std::chrono::milliseconds max_idle_age{15'000};  // older idle connections are dropped (servers close idle ones)
     std::size_t max_response_bytes = 16u << 20;
-    // Read buffer grown to a response's Content-Length up to this; kept by idle pooled connections.
-    std::size_t read_reserve_bytes = 1u << 20;
+    // A connection's read buffer grows to a response's Content-Length up to this, so a long
+    // history arrives in a few reads; idle pooled connections keep at most this much.
+    std::size_t read_reserve_bytes = 256u << 10;
 };
 
 // Connection counts of one upstream's pools, summed over workers (for /metrics).
@@ -41,9 +42,14 @@ struct call_options {
     std::string_view traceparent;      // W3C trace context, sent as traceparent when not empty
 };
 
+class loopback_affinity;
+
 class http_client {
 public:
-    http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr);
+    // With affinity, connections to a loopback address are bound first and their local port is
+    // recorded as belonging to `worker` (see loopback_affinity).
+    http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr,
+                loopback_affinity* affinity = nullptr, std::size_t worker = 0);
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;
@@ -70,6 +76,8 @@ private:
     std::string host_header_;
     client_limits limits_;
     pool_gauges* gauges_;
+    loopback_affinity* affinity_;
+    std::size_t worker_;
     std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
     std::vector<std::unique_ptr<connection>> idle_;
 };

@@ -1,5 +1,5 @@
 // A Beast HTTP/1.1 listener: accepts on one thread, serves each connection on one worker
-// io_context (round-robin), every read/write bounded by the limits, handlers via a router.
+// io_context (round-robin, or the worker of an in-process client: see loopback_affinity), every read/write bounded by the limits, handlers via a router.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -16,6 +16,7 @@
 namespace offerd {
 
 class logger;
+class loopback_affinity;
 
 struct server_limits {
     std::size_t max_header_bytes = 8 * 1024;    // larger headers: 431
@@ -32,8 +33,11 @@ class http_server {
 public:
     // Binds and listens at once, so port 0 works and port() is known before start().
     // Throws std::runtime_error "cannot listen on HOST:PORT: REASON" when it cannot.
+    // With affinity, a loopback connection from a port one of this process's clients claimed is
+    // served on that client's worker instead of the next one in turn.
     http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
-                std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits, logger& log);
+                std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
+                const loopback_affinity* affinity = nullptr);
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;

@@ -18,6 +18,7 @@
 namespace offerd {
 
 class logger;
+class loopback_affinity;
 
 struct orchestrator_urls {
     url member_data, prediction, offer_engine;
@@ -26,7 +27,7 @@ struct orchestrator_urls {
 class orchestrator_service {
 public:
     orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
-                         const orchestrator_urls& urls, logger& log);
+                         const orchestrator_urls& urls, logger& log, loopback_affinity* affinity = nullptr);
 
     // GET /health, GET /ready, POST /member/offer. The service must outlive the router's listener.
     std::shared_ptr<router> make_router();

@@ -45,10 +45,13 @@ inline bool refused_for_good(const failure& f) noexcept {
 // 429/502/503/504 with full-jitter backoff, within the request deadline and the retry budget;
 // 500 is not retried. Every failed attempt is logged as an `upstream_error` event with service,
 // path, status or error, attempt. Calls for worker i must run on worker i's io_context.
+class loopback_affinity;
+
 class upstreams {
 public:
+    // affinity: see loopback_affinity (null: connections go to whichever worker the peer picks).
     upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
-              const url& offer_engine, const orchestrator_config& cfg, logger& log);
+              const url& offer_engine, const orchestrator_config& cfg, logger& log, loopback_affinity* affinity = nullptr);
     ~upstreams();
 
     // 404 means no history: an empty list.
