@@ -165,8 +165,8 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         const busy_mark busy(gauges_);
         c->stream.expires_at(expiry);
         wire.clear();
-        append_wire(wire, req);
-        auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(wire), nothrow);
+        append_wire_header(wire, req);
+        auto [wec, wn] = co_await asio::async_write(c->stream, wire_buffers(wire, req), nothrow);
         if (wec) {
             if (reused && attempt == 0 && stale_connection_error(wec)) continue;
             co_return map_error(wec, target_, "write");

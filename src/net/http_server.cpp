@@ -81,7 +81,7 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
 
 asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
     beast::flat_buffer buffer;
-    std::string wire;  // the response's bytes; reused across the connection's requests
+    std::string wire;  // the response's header bytes; reused across the connection's requests
     const server_limits& lim = s->limits;
     for (;;) {
         if (buffer.size() == 0) {
@@ -137,9 +137,9 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         res.keep_alive(req.keep_alive() && !s->stopping.load(std::memory_order_relaxed));
         if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
         wire.clear();
-        append_wire(wire, res);
+        append_wire_header(wire, res);
         c->stream.expires_after(lim.write_timeout);
-        auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(wire), nothrow);
+        auto [wec, wn] = co_await asio::async_write(c->stream, wire_buffers(wire, res), nothrow);
         if (wec || !res.keep_alive()) break;
     }
     beast::error_code ignored;

@@ -138,7 +138,7 @@ TEST_CASE("the compact member store round-trips every field, including years bef
 }
 
 TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer writes them", "[component]") {
-    // append_wire replaces Beast's serializer on the hot path; it must not change a byte.
+    // append_wire_header (+ the body) replaces Beast's serializer on the hot path; it must not change a byte.
     const auto beast_text = [](const auto& m) {
         std::ostringstream os;
         os << m;
@@ -153,8 +153,8 @@ TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer write
     response empty = json_response(http::status::unprocessable_entity, "");
     for (const response* r : {&ok, &closing, &http10, &empty}) {
         std::string wire;
-        append_wire(wire, *r);
-        CHECK(wire == beast_text(*r));
+        append_wire_header(wire, *r);
+        CHECK(wire + r->body() == beast_text(*r));
     }
     request post{http::verb::post, "/ml/ats/predict", 11};
     post.set(http::field::host, "127.0.0.1:8002");
@@ -167,8 +167,8 @@ TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer write
     get.prepare_payload();
     for (const request* r : {&post, &get}) {
         std::string wire;
-        append_wire(wire, *r);
-        CHECK(wire == beast_text(*r));
+        append_wire_header(wire, *r);
+        CHECK(wire + r->body() == beast_text(*r));
     }
 }
 

@@ -1,7 +1,9 @@
 // HTTP vocabulary shared by the server, the client and the handlers.
 #pragma once
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/message.hpp>
@@ -31,10 +33,15 @@ response json_response(http::status status, std::string body);
 // {"detail": ...} with the given status.
 response detail_response(http::status status, std::string_view detail);
 
-// The message as it goes on the wire (start line, fields as stored, blank line, body), appended to
-// out. The message must carry its Content-Length (json_response and prepare_payload set it).
-void append_wire(std::string& out, const request& req);
-void append_wire(std::string& out, const response& res);
+// The message's header as it goes on the wire (start line, fields as stored, blank line), appended
+// to out; the body follows it unchanged. The message must carry its Content-Length
+// (json_response and prepare_payload set it). wire_buffers: header and body for one gathered write.
+void append_wire_header(std::string& out, const request& req);
+void append_wire_header(std::string& out, const response& res);
+template <bool is_request>
+std::array<asio::const_buffer, 2> wire_buffers(const std::string& header, const http::message<is_request, http::string_body>& m) {
+    return {asio::buffer(header), asio::buffer(m.body())};
+}
 
 // The one map from error code to HTTP status.
 http::status status_for(errc e) noexcept;
