@@ -2,6 +2,7 @@
 #include "offerd/orchestrator/member_sequencer.hpp"
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -62,7 +63,13 @@ void member_sequencer::release(const std::string& member) {
     std::shared_ptr<waiter> next = std::move(q.front());
     q.pop_front();
     next->granted = true;
-    asio::post(next->ex, [next] { next->timer.cancel(); });
+    // The timer may only be touched on its own thread. When that is this thread (the waiter's
+    // client connection is served by the same worker), cancel now: a post would cost the
+    // member's queue one more trip through the event loop per hand-off.
+    if (const auto* own = next->ex.target<asio::io_context::executor_type>(); own && own->running_in_this_thread())
+        next->timer.cancel();
+    else
+        asio::post(next->ex, [next] { next->timer.cancel(); });
 }
 
 std::size_t member_sequencer::busy_members() const {
