@@ -85,7 +85,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("prediction-url", po::value<std::string>(), "prediction base URL (default: local prediction)")
         ("offer-engine-url", po::value<std::string>(), "offer-engine base URL (default: local offer-engine)")
         ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
-        ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per core)")
+        ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per core); calls between roles of one process stay on the calling worker")
         ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
         ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn, error or off")
         ("upstream-timeout-ms", po::value<long>()->default_value(d.orchestrator.upstream.timeout.count()), "timeout of each upstream call")
