@@ -97,23 +97,6 @@ std::optional<double> as_number(const json::value& v) {
     return std::nullopt;
 }
 
-result<double> number_field(const json::object& o, std::string_view name) {
-    const json::value* v = o.if_contains(json::string_view(name.data(), name.size()));
-    if (!v) return field_error(name, "field required");
-    const auto d = as_number(*v);
-    if (!d) return field_error(name, "must be a number");
-    if (!std::isfinite(*d)) return field_error(name, "must be a finite number");
-    return *d;
-}
-
-result<std::string_view> string_field(const json::object& o, std::string_view name) {
-    const json::value* v = o.if_contains(json::string_view(name.data(), name.size()));
-    if (!v) return field_error(name, "field required");
-    const json::string* s = v->if_string();
-    if (!s) return field_error(name, "must be a string");
-    return std::string_view(s->data(), s->size());
-}
-
 // One transaction field as found in a JSON object, whichever parser found it.
 struct raw_field {
     enum class kind : std::uint8_t { absent, string, number, other } k = kind::absent;
@@ -160,6 +143,14 @@ raw_field from_value(const json::value* v) {
     return r;
 }
 
+result<double> number_field(const json::object& o, std::string_view name) {
+    return from_value(o.if_contains(json::string_view(name.data(), name.size()))).as_finite(name);
+}
+
+result<std::string_view> string_field(const json::object& o, std::string_view name) {
+    return from_value(o.if_contains(json::string_view(name.data(), name.size()))).as_string(name);
+}
+
 // The one place that turns the five raw fields into a transaction; checks run in a fixed order
 // so the first offending field is the one named.
 result<transaction> transaction_from(const raw_fields& r, transaction_text* as_sent = nullptr) {
@@ -188,8 +179,7 @@ result<transaction> transaction_from(const json::value& v, transaction_text* as_
 }
 
 // Decodes a history array in one pass without building a DOM: member-data histories grow with
-// every transaction and are fetched on every request, and the DOM (plus its key lookups) was
-// most of the orchestrator's cost for long histories. Only the five contract fields of each
+// every transaction and are fetched on every request. Only the five contract fields of each
 // element are kept; anything deeper is skipped. Duplicate keys: the last wins, as in
 // json::object. Every element goes through the same transaction_from as a single transaction.
 struct history_handler {
