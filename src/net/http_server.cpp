@@ -15,6 +15,7 @@
 #include <boost/beast/http/write.hpp>
 #include <mutex>
 #include <stdexcept>
+#include <unistd.h>
 #include <unordered_set>
 #include <vector>
 
@@ -182,7 +183,12 @@ asio::awaitable<void> accept_loop(state_ptr s) {
             if (!ec) {
                 const auto fd = socket.release(ec);
                 if (ec) continue;  // cannot happen on Linux; the socket is unusable either way
-                socket = tcp::socket(*s->workers[owner], protocol, fd);
+                tcp::socket rehomed(*s->workers[owner]);
+                if (rehomed.assign(protocol, fd, ec); ec) {  // never throw here: it would end the accept loop
+                    ::close(fd);
+                    continue;
+                }
+                socket = std::move(rehomed);
                 worker = owner;
             }
         }
