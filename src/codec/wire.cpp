@@ -29,8 +29,29 @@ constexpr std::string_view k_days = "DAYS_SINCE_LAST_TRANSACTION";
 
 // Boost.JSON 1.81's own parser converts some decimals to a neighbouring double (off by one ulp;
 // exact parsing arrived in 1.83). Features must survive the trip to the prediction service
-// bit-for-bit, so this handler re-reads every decimal's text with std::from_chars, which is
-// exact, and otherwise builds the value exactly like json::parser does.
+// bit-for-bit, so every handler here re-reads a decimal's text with std::from_chars, which is
+// exact. `text` holds the parts split across input chunks; `tail` is the last part; boost_value
+// is kept when the text is out of range (inf or 0; callers reject non-finite numbers). Clears text.
+double exact_decimal(std::string& text, json::string_view tail, double boost_value) {
+    text.append(tail.data(), tail.size());
+    double exact = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), exact);
+    const double d = ec == std::errc{} && ptr == text.data() + text.size() ? exact : boost_value;
+    text.clear();
+    return d;
+}
+
+// Feeds the whole body to p; the bad_json failure when it is not one complete JSON text.
+template <class Handler>
+std::optional<failure> parse_whole(json::basic_parser<Handler>& p, std::string_view body) {
+    json::error_code ec;
+    const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
+    if (!ec && n < body.size()) ec = json::error::extra_data;
+    if (ec) return fail(errc::bad_json, "body is not valid JSON: " + ec.message());
+    return std::nullopt;
+}
+
+// Builds the value exactly like json::parser does, but with exact decimals.
 struct exact_number_handler {
     static constexpr std::size_t max_object_size = json::object::max_size();
     static constexpr std::size_t max_array_size = json::array::max_size();
@@ -53,15 +74,7 @@ struct exact_number_handler {
     bool on_number_part(json::string_view s, json::error_code&) { return number.append(s.data(), s.size()), true; }
     bool on_int64(std::int64_t i, json::string_view, json::error_code&) { return number.clear(), st.push_int64(i), true; }
     bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) { return number.clear(), st.push_uint64(u), true; }
-    bool on_double(double d, json::string_view s, json::error_code&) {
-        number.append(s.data(), s.size());
-        double exact = 0;
-        const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), exact);
-        // Out of range: keep Boost's value (inf or 0); callers reject non-finite numbers.
-        st.push_double(ec == std::errc{} && ptr == number.data() + number.size() ? exact : d);
-        number.clear();
-        return true;
-    }
+    bool on_double(double d, json::string_view s, json::error_code&) { return st.push_double(exact_decimal(number, s, d)), true; }
     bool on_bool(bool b, json::error_code&) { return st.push_bool(b), true; }
     bool on_null(json::error_code&) { return st.push_null(), true; }
     bool on_comment_part(json::string_view, json::error_code&) { return true; }
@@ -76,10 +89,7 @@ auto with_parsed(std::string_view body, F&& f) -> decltype(f(std::declval<const 
     json::monotonic_resource mr(buf.data(), buf.size());
     json::basic_parser<exact_number_handler> p(json::parse_options{});
     p.handler().st.reset(&mr);
-    json::error_code ec;
-    const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
-    if (!ec && n < body.size()) ec = json::error::extra_data;
-    if (ec) return fail(errc::bad_json, "body is not valid JSON: " + ec.message());
+    if (auto bad = parse_whole(p, body)) return std::move(*bad);
     const json::value v = p.handler().st.release();
     return f(v);
 }
@@ -285,14 +295,7 @@ struct history_handler {
         part.clear();
         return number_value(static_cast<double>(u)), true;
     }
-    bool on_double(double d, json::string_view s, json::error_code&) {
-        part.append(s.data(), s.size());
-        double exact = 0;
-        const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), exact);
-        number_value(ec == std::errc{} && ptr == part.data() + part.size() ? exact : d);  // same rule as exact_number_handler
-        part.clear();
-        return true;
-    }
+    bool on_double(double d, json::string_view s, json::error_code&) { return number_value(exact_decimal(part, s, d)), true; }
     bool on_bool(bool, json::error_code&) { return value(raw_field{raw_field::kind::other, {}, 0}), true; }
     bool on_null(json::error_code&) { return value(raw_field{raw_field::kind::other, {}, 0}), true; }
     bool on_comment_part(json::string_view, json::error_code&) { return true; }
@@ -325,10 +328,7 @@ std::string encode_transaction(const transaction& t) {
 
 result<decoded_history> decode_history(std::string_view body) {
     json::basic_parser<history_handler> p(json::parse_options{});
-    json::error_code ec;
-    const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
-    if (!ec && n < body.size()) ec = json::error::extra_data;
-    if (ec) return fail(errc::bad_json, "body is not valid JSON: " + ec.message());
+    if (auto bad = parse_whole(p, body)) return std::move(*bad);
     if (!p.handler().top_is_array) return fail(errc::invalid_field, "history: must be a JSON array");
     return std::move(p.handler().out);
 }

@@ -28,6 +28,8 @@ void member_store::append(const transaction& t, const transaction_text* as_sent)
 bool member_store::history_json(std::string_view member_id, std::string& out) const {
     const shard& s = shard_for(member_id);
     const std::string prefix = history_entry_prefix(member_id);
+    transaction t;  // reused for entries echoed as posted
+    t.member_id = member_id;
     std::lock_guard lock(s.mutex);
     const auto it = s.members.find(member_id);
     if (it == s.members.end() || it->second.records.empty()) return false;
@@ -43,7 +45,11 @@ bool member_store::history_json(std::string_view member_id, std::string& out) co
         if (!text) {
             append_history_entry(out, prefix, r.ts(), r.type(), r.points, r.revenue);
         } else {
-            append_transaction(out, transaction{std::string(member_id), r.ts(), r.type(), r.points, r.revenue}, text);
+            t.ts = r.ts();
+            t.type = r.type();
+            t.points = r.points;
+            t.revenue = r.revenue;
+            append_transaction(out, t, text);
         }
     }
     out += ']';

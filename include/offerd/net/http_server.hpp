@@ -1,5 +1,6 @@
 // A Beast HTTP/1.1 listener: accepts on one thread, serves each connection on one worker
-// io_context (round-robin, or the worker of an in-process client: see loopback_affinity), every read/write bounded by the limits, handlers via a router.
+// io_context (round-robin, or the worker of an in-process client: see loopback_affinity), every
+// read/write bounded by the limits, handlers via a router.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
