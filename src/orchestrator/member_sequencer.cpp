@@ -13,13 +13,15 @@ member_sequencer::lease& member_sequencer::lease::operator=(lease&& o) noexcept 
         release();
         owner_ = o.owner_;
         member_ = std::move(o.member_);
+        handoff_ = std::move(o.handoff_);
         o.owner_ = nullptr;
     }
     return *this;
 }
 
-void member_sequencer::lease::release() {
-    if (owner_) owner_->release(member_);
+void member_sequencer::lease::release(std::unique_ptr<history_handoff> next) {
+    handoff_.reset();
+    if (owner_) owner_->release(member_, std::move(next));
     owner_ = nullptr;
 }
 
@@ -42,7 +44,7 @@ asio::awaitable<result<member_sequencer::lease>> member_sequencer::acquire(std::
     co_await w->timer.async_wait(nothrow);
     {
         std::lock_guard lock(s.mutex);
-        if (w->granted) co_return lease(this, std::move(member));
+        if (w->granted) co_return lease(this, std::move(member), std::move(w->handoff));
         // Timed out: leave the queue so nobody hands the turn to us.
         auto& q = s.members.at(member).queue;
         q.erase(std::find(q.begin(), q.end(), w));
@@ -50,7 +52,7 @@ asio::awaitable<result<member_sequencer::lease>> member_sequencer::acquire(std::
     co_return fail(errc::deadline_exceeded, "request deadline exceeded while waiting for this member's earlier requests");
 }
 
-void member_sequencer::release(const std::string& member) {
+void member_sequencer::release(const std::string& member, std::unique_ptr<history_handoff> handoff) {
     shard& s = shard_for(member);
     std::lock_guard lock(s.mutex);
     auto it = s.members.find(member);
@@ -63,6 +65,7 @@ void member_sequencer::release(const std::string& member) {
     std::shared_ptr<waiter> next = std::move(q.front());
     q.pop_front();
     next->granted = true;
+    next->handoff = std::move(handoff);
     // The timer may only be touched on its own thread. When that is this thread (the waiter's
     // client connection is served by the same worker), cancel now: a post would cost the
     // member's queue one more trip through the event loop per hand-off.

@@ -32,18 +32,26 @@ micros offer_pipeline::now() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const transaction& t,
-                                                   const call_context& ctx) const {
+asio::awaitable<offer_outcome> offer_pipeline::decide(std::size_t worker, const transaction& t, const call_context& ctx,
+                                                      decoded_history* known) const {
     offer_outcome out;
     auto& lat = out.latency;
     const auto t0 = steady::now();
 
-    auto history = co_await up_.fetch_history(worker, t.member_id, ctx);
-    lat[step::fetch] = us_since(t0);
-    if (!history) {
-        out.error = std::move(history).error();
-        lat[step::total] = us_since(t0);
-        co_return out;
+    result<decoded_history> history = decoded_history{};
+    out.fetched_at = t0;
+    if (known) {
+        // No GET: the step stays null in the log and metrics, history_handed_over says why.
+        history = std::move(*known);
+        out.history_handed_over = true;
+    } else {
+        history = co_await up_.fetch_history(worker, t.member_id, ctx);
+        lat[step::fetch] = us_since(t0);
+        if (!history) {
+            out.error = std::move(history).error();
+            lat[step::total] = us_since(t0);
+            co_return out;
+        }
     }
     out.history_len = history->items.size();
     out.history_skipped = history->skipped;
@@ -87,8 +95,14 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
         co_return out;
     }
     out.offer = std::move(offer).value();
+    out.history = std::move(*history);
+    co_return out;
+}
 
-    t1 = steady::now();
+asio::awaitable<void> offer_pipeline::persist(std::size_t worker, const transaction& t, const call_context& ctx,
+                                              offer_outcome& out) const {
+    auto& lat = out.latency;
+    const auto t1 = steady::now();
     std::string why_deferred = "earlier writes of this member are waiting in the outbox";
     bool rejected = false;
     if (!outbox_.has_pending(t.member_id)) {
@@ -117,8 +131,6 @@ asio::awaitable<offer_outcome> offer_pipeline::run(std::size_t worker, const tra
         }
     }
     lat[step::persist] = us_since(t1);
-    lat[step::total] = us_since(t0);
-    co_return out;
 }
 
 }  // namespace offerd

@@ -97,7 +97,12 @@ asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* sel
         if (next) {
             const deadline until = deadline::after(self->cfg_.request_deadline);
             auto turn = co_await self->sequencer_.acquire(next->txn.member_id, until);
+            std::optional<member_sequencer::lease> write_turn;
             if (turn) {
+                auto w = co_await self->writes_.acquire(next->txn.member_id, until);
+                if (w) write_turn = std::move(*w);
+            }
+            if (turn && write_turn) {
                 const std::string rid = "outbox-" + std::to_string(next->seq);
                 const call_context ctx{rid, until, self->log_, next->key, nullptr};
                 auto delivered = co_await self->upstreams_.persist(0, next->txn, ctx);
@@ -106,6 +111,7 @@ asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* sel
                 if (delivered || refused) {
                     // Acknowledge before the member's next request may look at the outbox.
                     self->outbox_.acknowledge(next->seq);
+                    write_turn->release();
                     turn->release();
                     if (refused) {
                         // Permanent: member-data will never take it. Dead-letter it in full.
@@ -120,6 +126,7 @@ asio::awaitable<void> orchestrator_service::drain_loop(orchestrator_service* sel
                     backoff = cfg.retry_min;
                     continue;
                 }
+                write_turn->release();
                 turn->release();
             }
             backoff = std::min(cfg.retry_max, backoff * 2);
@@ -188,6 +195,7 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
     w.member("ats", o.ats).member("resp", o.resp);
     if (o.offer.empty()) w.key("offer").null();
     else w.member("offer", std::string_view(o.offer));
+    w.member("history_handed_over", o.history_handed_over);
     w.member("persisted", o.persisted).member("deferred", o.deferred).member("pending_writes", static_cast<std::uint64_t>(o.pending_writes));
     if (o.error) w.member("error", errc_name(o.error->code)).member("error_detail", std::string_view(o.error->detail));
     w.key("latency_us").begin_object();
@@ -200,6 +208,54 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
 }
 
 }  // namespace
+
+asio::awaitable<offer_outcome> orchestrator_service::offer_under_turn(std::size_t worker, const transaction& t,
+                                                                       const call_context& call, member_sequencer::lease& turn,
+                                                                       std::unique_ptr<history_handoff> known,
+                                                                       bool may_hand_over) {
+    std::optional<member_sequencer::lease> write_turn;
+    auto take_write_turn = [&]() -> asio::awaitable<std::optional<failure>> {
+        auto w = co_await writes_.acquire(t.member_id, call.until);
+        if (!w) co_return std::move(w).error();
+        write_turn = std::move(*w);
+        co_return std::nullopt;
+    };
+    offer_outcome out;
+    if (!known) {
+        // Reading member-data: every earlier write of the member must have landed.
+        if (auto err = co_await take_write_turn()) {
+            out.error = std::move(*err);
+            co_return out;
+        }
+    }
+    out = co_await pipeline_.decide(worker, t, call, known ? &known->history : nullptr);
+    if (out.error) co_return out;
+    if (!write_turn) {
+        if (auto err = co_await take_write_turn()) {
+            out.error = std::move(*err);
+            co_return out;
+        }
+        if (known->previous_write->load(std::memory_order_acquire) == write_state::lost) {
+            // The history handed over holds a transaction member-data never got (its request
+            // failed): decide again from what member-data holds.
+            log_event(call.log, log_level::warn, "handoff_discarded", call.request_id, call.trace_id())
+                .with("memberId", std::string_view(t.member_id));
+            out = co_await pipeline_.decide(worker, t, call);
+            if (out.error) co_return out;
+        }
+    }
+    std::shared_ptr<std::atomic<write_state>> mine;
+    if (may_hand_over && out.pending_writes == 0 && !outbox_.has_pending(t.member_id)) {
+        // The member's next request may decide now, over this history plus t, while t is
+        // persisted: it learns how the persist ended when it takes the write turn after us.
+        mine = std::make_shared<std::atomic<write_state>>(write_state::in_flight);
+        out.history.items.push_back(t);
+        turn.release(std::make_unique<history_handoff>(history_handoff{std::move(out.history), out.fetched_at, mine}));
+    }
+    co_await pipeline_.persist(worker, t, call, out);
+    if (mine) mine->store(out.error ? write_state::lost : write_state::stored, std::memory_order_release);
+    co_return out;
+}
 
 asio::awaitable<response> orchestrator_service::handle_offer(request_context& ctx) {
     const auto started = std::chrono::steady_clock::now();
@@ -238,11 +294,14 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
     if (!turn) {
         outcome.error = std::move(turn).error();
     } else {
+        // Exact only for a request that arrived before the GET it derives from was sent.
+        auto known = turn->take_handoff();
+        if (known && known->fetched_at < started) known.reset();
         // Looked up under the member's turn, so a concurrent repeat waits for the original.
         const std::uint64_t body_hash = idempotency_cache::hash(ctx.req.body());
         if (!key.empty()) {
             if (auto seen = answers_.find(answer_key)) {
-                turn->release();
+                turn->release(std::move(known));  // a replay touches nothing
                 if (seen->body_hash != body_hash)
                     co_return failure_response(fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body"));
                 log_event(log_, log_level::info, "offer_replayed", ctx.request_id, ctx.trace.trace_id)
@@ -253,7 +312,7 @@ asio::awaitable<response> orchestrator_service::handle_offer(request_context& ct
                 co_return replay;
             }
         }
-        outcome = co_await pipeline_.run(ctx.worker, t, call);
+        outcome = co_await offer_under_turn(ctx.worker, t, call, *turn, std::move(known), key.empty());
         if (!key.empty() && !outcome.error)
             answers_.store(answer_key, {body_hash, 200, encode_member_offer(t.member_id, outcome.offer)});
         turn->release();

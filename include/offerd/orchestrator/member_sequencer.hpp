@@ -14,6 +14,7 @@
 
 #include "offerd/domain/deadline.hpp"
 #include "offerd/net/http.hpp"
+#include "offerd/orchestrator/history_handoff.hpp"
 
 namespace offerd {
 
@@ -26,16 +27,23 @@ public:
     class lease {
     public:
         lease() = default;
-        lease(lease&& o) noexcept : owner_(o.owner_), member_(std::move(o.member_)) { o.owner_ = nullptr; }
+        lease(lease&& o) noexcept
+            : owner_(o.owner_), member_(std::move(o.member_)), handoff_(std::move(o.handoff_)) { o.owner_ = nullptr; }
         lease& operator=(lease&& o) noexcept;
         ~lease() { release(); }
-        void release();
+        // Ends the turn. `next` goes to the member's next queued request, if there is one
+        // (dropped otherwise).
+        void release(std::unique_ptr<history_handoff> next = nullptr);
+        // What the previous holder left, when it handed the turn straight to this one.
+        std::unique_ptr<history_handoff> take_handoff() noexcept { return std::move(handoff_); }
 
     private:
         friend class member_sequencer;
-        lease(member_sequencer* owner, std::string member) : owner_(owner), member_(std::move(member)) {}
+        lease(member_sequencer* owner, std::string member, std::unique_ptr<history_handoff> h = nullptr)
+            : owner_(owner), member_(std::move(member)), handoff_(std::move(h)) {}
         member_sequencer* owner_ = nullptr;
         std::string member_;
+        std::unique_ptr<history_handoff> handoff_;
     };
 
     // Waits for this member's earlier requests to finish. Fails with deadline_exceeded when the
@@ -49,6 +57,7 @@ private:
         asio::any_io_executor ex;
         asio::steady_timer timer;
         bool granted = false;
+        std::unique_ptr<history_handoff> handoff;  // set with granted
         explicit waiter(const asio::any_io_executor& e) : ex(e), timer(e) {}
     };
     struct entry {
@@ -60,7 +69,7 @@ private:
     };
     static constexpr std::size_t shard_count = 64;
     shard& shard_for(std::string_view member) noexcept;
-    void release(const std::string& member);
+    void release(const std::string& member, std::unique_ptr<history_handoff> next);
 
     std::array<shard, shard_count> shards_;
 };

@@ -53,6 +53,10 @@ public:
 
 private:
     asio::awaitable<response> handle_offer(request_context& ctx);
+    // The pipeline under the member's turn; gives the turn up early when it can hand over.
+    asio::awaitable<offer_outcome> offer_under_turn(std::size_t worker, const transaction& t, const call_context& call,
+                                                    member_sequencer::lease& turn, std::unique_ptr<history_handoff> known,
+                                                    bool may_hand_over);
     response handle_ready() const;
 
     orchestrator_config cfg_;
@@ -64,7 +68,14 @@ private:
     upstreams upstreams_;
     outbox outbox_;
     offer_pipeline pipeline_;
+    // Two turns per member, always taken in this order. `sequencer_`: deciding (read history,
+    // features, predictions, offer), one request at a time in arrival order. `writes_`: touching
+    // member-data (a GET without a handed-over history, a persist, an outbox delivery). A
+    // request that can hand its history over gives up the first turn before its persist, so the
+    // member's next request decides while that persist is in flight; it takes the write turn
+    // before giving up the first, so writes stay in arrival order.
     member_sequencer sequencer_;
+    member_sequencer writes_;
     idempotency_cache answers_;
     pipeline_metrics metrics_;
     std::atomic<std::size_t> in_flight_{0};
