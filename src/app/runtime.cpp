@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <stdexcept>
 
+#include "offerd/app/sched_slice.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/obs/log.hpp"
@@ -113,7 +114,14 @@ void runtime::start() {
     if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
     if (orchestrator_) orchestrator_->start_outbox_drainer(*workers_.front());
     if (orchestrator_ && cfg_.ready_interval.count() > 0) orchestrator_->start_readiness_probe(*workers_.front(), cfg_.ready_interval);
-    for (auto& w : workers_) threads_.emplace_back([ctx = w.get()] { ctx->run(); });
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        threads_.emplace_back([this, i, ctx = workers_[i].get()] {
+            const bool applied = request_sched_slice(cfg_.sched_slice);
+            if (i == 0)
+                log_event(log_, log_level::info, "sched_slice").with("requested_us", static_cast<std::int64_t>(cfg_.sched_slice.count())).with("applied", applied);
+            ctx->run();
+        });
+    }
     for (role r : {role::orchestrator, role::member_data, role::prediction, role::offer_engine})
         if (port(r)) log_event(log_, log_level::info, "listening").with("role", to_string(r)).with("url", base_url(r));
 }

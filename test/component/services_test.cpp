@@ -5,10 +5,12 @@
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "offerd/app/sched_slice.hpp"
 #include "offerd/net/http_client.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/net/router.hpp"
@@ -229,4 +231,25 @@ TEST_CASE("A client releases the loopback port it claimed when the connection cl
     }(up.port(), &affinity));
     CHECK(claimed_after == 0);
     CHECK(up.request_count() == 1);
+}
+
+TEST_CASE("a worker's scheduler slice request is what the kernel then reports, or is refused where unsupported", "[component]") {
+    // Linux 6.12 added custom slices for SCHED_OTHER threads; earlier kernels ignore the field.
+    int major = 0, minor = 0;
+    {
+        std::ifstream in("/proc/sys/kernel/osrelease");
+        char dot = 0;
+        in >> major >> dot >> minor;
+    }
+    const bool supported = major > 6 || (major == 6 && minor >= 12);
+    bool applied = false;
+    std::string reported;
+    std::thread([&] {
+        applied = request_sched_slice(std::chrono::microseconds(250));
+        std::ifstream in("/proc/thread-self/sched");
+        for (std::string line; std::getline(in, line);)
+            if (line.starts_with("se.slice")) reported = line.substr(line.find(':') + 1);
+    }).join();
+    CHECK(applied == supported);
+    if (applied && !reported.empty()) CHECK(std::stoll(reported) == 250'000);
 }

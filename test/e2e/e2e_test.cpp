@@ -199,6 +199,9 @@ TEST_CASE("every command has a --help that exits 0", "[e2e]") {
     auto bad = run_process({binary, "--role", "cashier"}, std::chrono::seconds(10));
     CHECK(bad.exit_code == 2);
     CHECK(bad.err.find("unknown role 'cashier'") != std::string::npos);
+    auto slice = run_process({binary, "--sched-slice-us", "50"}, std::chrono::seconds(10));
+    CHECK(slice.exit_code == 2);
+    CHECK(slice.err.find("--sched-slice-us must be 0 (kernel default) or 100 to 100000") != std::string::npos);
 }
 
 TEST_CASE("flags can come from OFFERD_ environment variables", "[e2e]") {
