@@ -9,6 +9,7 @@
 
 namespace offerd {
 
+#if defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
 namespace {
 struct kernel_sched_attr {
     std::uint32_t size;
@@ -30,20 +31,18 @@ bool read_attr(kernel_sched_attr& a) noexcept {
 }  // namespace
 
 bool request_sched_slice(std::chrono::microseconds slice) noexcept {
-#if defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
     kernel_sched_attr a;
     if (!read_attr(a) || a.sched_policy != SCHED_OTHER) return false;
     const auto ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(slice).count());
     a.size = sizeof a;
-    a.sched_flags = 0;  // keep utilization clamps as they are
+    a.sched_flags &= 0x01;  // SCHED_FLAG_RESET_ON_FORK as it was; no clamp flags: clamps stay as they are
     a.sched_runtime = ns;
     if (syscall(SYS_sched_setattr, 0, &a, 0) != 0) return false;
     if (ns == 0) return true;
     return read_attr(a) && a.sched_runtime == ns;
-#else
-    (void)slice;
-    return false;
-#endif
 }
+#else
+bool request_sched_slice(std::chrono::microseconds) noexcept { return false; }
+#endif
 
 }  // namespace offerd

@@ -33,7 +33,7 @@ micros offer_pipeline::now() const {
 }
 
 asio::awaitable<offer_outcome> offer_pipeline::decide(std::size_t worker, const transaction& t, const call_context& ctx,
-                                                      decoded_history* known) const {
+                                                      history_handoff* known) const {
     offer_outcome out;
     auto& lat = out.latency;
     const auto t0 = steady::now();
@@ -41,8 +41,10 @@ asio::awaitable<offer_outcome> offer_pipeline::decide(std::size_t worker, const 
     result<decoded_history> history = decoded_history{};
     out.fetched_at = t0;
     if (known) {
-        // No GET: the step stays null in the log and metrics, history_handed_over says why.
-        history = std::move(*known);
+        // No GET: the step stays null in the log and metrics, history_handed_over says why. The
+        // GET time travels with the history, however many hand-overs it passes through.
+        history = std::move(known->history);
+        out.fetched_at = known->fetched_at;
         out.history_handed_over = true;
     } else {
         history = co_await up_.fetch_history(worker, t.member_id, ctx);
@@ -55,7 +57,10 @@ asio::awaitable<offer_outcome> offer_pipeline::decide(std::size_t worker, const 
     }
     out.history_len = history->items.size();
     out.history_skipped = history->skipped;
-    if (auto pending = outbox_.pending_for(t.member_id); !pending.empty()) {
+    // A handed-over history was built with nothing of the member in the outbox, and only the
+    // persist of the request that handed it over can have put something there since: its own
+    // transaction, which the history already holds.
+    if (auto pending = known ? std::vector<transaction>{} : outbox_.pending_for(t.member_id); !pending.empty()) {
         out.pending_writes = pending.size();
         history->items.insert(history->items.end(), pending.begin(), pending.end());
     }

@@ -228,16 +228,16 @@ asio::awaitable<offer_outcome> orchestrator_service::offer_under_turn(std::size_
             co_return out;
         }
     }
-    out = co_await pipeline_.decide(worker, t, call, known ? &known->history : nullptr);
+    out = co_await pipeline_.decide(worker, t, call, known.get());
     if (out.error) co_return out;
     if (!write_turn) {
         if (auto err = co_await take_write_turn()) {
             out.error = std::move(*err);
             co_return out;
         }
-        if (known->previous_write->load(std::memory_order_acquire) == write_state::lost) {
-            // The history handed over holds a transaction member-data never got (its request
-            // failed): decide again from what member-data holds.
+        if (known->previous_write->load(std::memory_order_acquire) != write_state::stored) {
+            // The history handed over holds a transaction member-data may never have got (its
+            // request failed, or ended without saying how): decide again from what it holds.
             log_event(call.log, log_level::warn, "handoff_discarded", call.request_id, call.trace_id())
                 .with("memberId", std::string_view(t.member_id));
             out = co_await pipeline_.decide(worker, t, call);

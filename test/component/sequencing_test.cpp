@@ -4,6 +4,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <map>
+#include <optional>
 
 #include "offerd/codec/wire.hpp"
 #include "offerd/domain/features.hpp"
@@ -31,23 +33,60 @@ std::vector<json::object> offer_events(test_app& app) {
 // Predictions that take `pause`, so that requests for one member queue behind each other.
 std::unique_ptr<fake_upstream> slow_prediction(std::chrono::milliseconds pause) {
     return std::make_unique<fake_upstream>(fake_upstream::async_function([pause](const request&) -> asio::awaitable<response> {
-        asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+        const auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer timer(ex, pause);
         co_await timer.async_wait(nothrow);
         co_return json_response(http::status::ok, R"({"prediction":1})");
     }));
 }
 
-// Sends bodies[i] at i * gap from one client thread, all for one member; the answers' statuses
-// in the same order.
-std::vector<unsigned> send_spaced(std::uint16_t port, const std::vector<std::string>& bodies, std::chrono::milliseconds gap) {
+// member-data's contract over an in-test store, which answers `refuse(body)` instead of storing
+// when that is set.
+class fake_member_data {
+public:
+    explicit fake_member_data(std::function<std::optional<http::status>(const json::value&)> refuse)
+        : refuse_(std::move(refuse)), server_([this](const request& r) { return serve(r); }) {}
+    std::string url() const { return server_.url(); }
+    std::vector<transaction> stored(const std::string& member) const {
+        std::lock_guard lock(mutex_);
+        std::vector<transaction> out;
+        if (auto it = rows_.find(member); it != rows_.end())
+            for (const auto& row : it->second) out.push_back(decode_transaction(row).value());
+        return out;
+    }
+
+private:
+    response serve(const request& r) {
+        std::lock_guard lock(mutex_);
+        if (r.method() == http::verb::get) {
+            const std::string target(r.target());
+            const auto it = rows_.find(target.substr(target.rfind('/') + 1));
+            if (it == rows_.end()) return detail_response(http::status::not_found, "Member not found");
+            std::string body = "[";
+            for (const auto& row : it->second) body += (body.size() > 1 ? "," : "") + row;
+            return json_response(http::status::ok, body + "]");
+        }
+        const auto v = json::parse(r.body());
+        if (auto status = refuse_(v)) return detail_response(*status, "not now");
+        rows_[std::string(v.at("memberId").as_string())].emplace_back(r.body());
+        return json_response(http::status::ok, std::string(r.body()));
+    }
+    mutable std::mutex mutex_;
+    std::map<std::string, std::vector<std::string>> rows_;
+    std::function<std::optional<http::status>(const json::value&)> refuse_;
+    fake_upstream server_;
+};
+
+// Sends each body at its offset from one client thread; the answers' statuses in the same order.
+std::vector<unsigned> send_at(std::uint16_t port, const std::vector<std::pair<std::chrono::milliseconds, std::string>>& sends) {
     asio::io_context ctx;
-    std::vector<unsigned> statuses(bodies.size(), 0);
-    for (std::size_t i = 0; i < bodies.size(); ++i) {
+    std::vector<unsigned> statuses(sends.size(), 0);
+    for (std::size_t i = 0; i < sends.size(); ++i) {
         asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
-            asio::steady_timer wait(ctx, gap * static_cast<int>(i));
+            asio::steady_timer wait(ctx, sends[i].first);
             co_await wait.async_wait(nothrow);
             http_client client(ctx.get_executor(), url{"127.0.0.1", port, ""}, client_limits{});
-            auto res = co_await client.send(http::verb::post, "/member/offer", bodies[i],
+            auto res = co_await client.send(http::verb::post, "/member/offer", sends[i].second,
                                             call_options{{}, deadline::after(10s), {}, {}});
             statuses[i] = res ? res->result_int() : 0u;
         }, asio::detached);
@@ -69,48 +108,43 @@ void check_features_against_store(const json::object& e, const std::vector<trans
 }  // namespace
 
 TEST_CASE("queued requests of one member decide over the history handed to them and match one-at-a-time execution", "[component]") {
-    // r0 holds the member's turn for a 200 ms prediction while r1..r3 arrive. r1 arrived after
-    // r0's GET, so it reads member-data itself; r2 and r3 arrived before r1's GET, so each is
-    // handed the history (r1's GET plus the transactions persisted since) instead of reading.
-    auto pred = slow_prediction(200ms);
+    // r0 holds the member's turn through a 300 ms prediction while r1..r3 arrive. r1 arrived
+    // after r0's GET, so it reads member-data itself (at ~300 ms). r2 and r3 arrived before that
+    // GET, so each is handed the history (that GET plus the transactions persisted since)
+    // instead of reading. r4 arrives after r1's GET: however many hand-overs later its turn
+    // comes, a history derived from that GET could miss a write made before r4 arrived, so r4
+    // reads.
+    auto pred = slow_prediction(300ms);
     test_app app(all_roles & ~static_cast<std::uint8_t>(role::prediction), [&](app_config& c) {
         c.orchestrator.prediction_url = pred->url();
         c.orchestrator.now = fixed_now_us;
     });
-    std::vector<std::string> bodies;
-    for (int i = 0; i < 4; ++i) bodies.push_back(txn_body("BUSY", "2024-06-0" + std::to_string(i + 1) + "T10:00:00Z", i % 2 ? "GIFT" : "BUY", 10 + i, 5 * i));
-    CHECK(send_spaced(app.port(role::orchestrator), bodies, 30ms) == std::vector<unsigned>{200, 200, 200, 200});
+    std::vector<std::pair<std::chrono::milliseconds, std::string>> sends;
+    for (int i = 0; i < 5; ++i)
+        sends.emplace_back(i < 4 ? 50ms * i : 450ms,
+                           txn_body("BUSY", "2024-06-0" + std::to_string(i + 1) + "T10:00:00Z", i % 2 ? "GIFT" : "BUY", 10 + i, 5 * i));
+    CHECK(send_at(app.port(role::orchestrator), sends) == std::vector<unsigned>(5, 200));
 
     const auto stored = app.rt().store()->history("BUSY");
-    REQUIRE(stored.size() == 4);
+    REQUIRE(stored.size() == 5);
     const auto offers = offer_events(app);
-    REQUIRE(offers.size() == 4);
+    REQUIRE(offers.size() == 5);
     std::vector<bool> handed;
     for (const auto& e : offers) {
         handed.push_back(e.at("history_handed_over").as_bool());
         CHECK(e.at("latency_us").at("fetch").is_null() == e.at("history_handed_over").as_bool());
         check_features_against_store(e, stored);
     }
-    CHECK(handed == std::vector<bool>{false, false, true, true});
-    for (std::size_t i = 0; i < 4; ++i) CHECK(stored[i].points == 10 + static_cast<double>(i));  // arrival order
+    CHECK(handed == std::vector<bool>{false, false, true, true, false});
+    for (std::size_t i = 0; i < 5; ++i) CHECK(stored[i].points == 10 + static_cast<double>(i));  // arrival order
 }
 
 TEST_CASE("a request handed a history whose last write was lost decides again from member-data", "[component]") {
     // member-data refuses r1's transaction (points 13) with a 422, after r2 was already handed
     // r0 + r1. r1 fails with 502; r2 must not count r1.
-    std::mutex mutex;
-    std::vector<std::string> rows;
-    fake_upstream md([&](const request& r) {
-        std::lock_guard lock(mutex);
-        if (r.method() == http::verb::get) {
-            if (rows.empty()) return detail_response(http::status::not_found, "Member not found");
-            std::string body = "[";
-            for (const auto& row : rows) body += (body.size() > 1 ? "," : "") + row;
-            return json_response(http::status::ok, body + "]");
-        }
-        if (json::parse(r.body()).at("lastTransactionPointsBought") == 13) return detail_response(http::status::unprocessable_entity, "no");
-        rows.emplace_back(r.body());
-        return json_response(http::status::ok, std::string(r.body()));
+    fake_member_data md([](const json::value& v) -> std::optional<http::status> {
+        if (v.at("lastTransactionPointsBought") == 13) return http::status::unprocessable_entity;
+        return std::nullopt;
     });
     auto pred = slow_prediction(200ms);
     test_app app(all_roles & ~static_cast<std::uint8_t>(role::prediction) & ~static_cast<std::uint8_t>(role::member_data), [&](app_config& c) {
@@ -118,13 +152,12 @@ TEST_CASE("a request handed a history whose last write was lost decides again fr
         c.orchestrator.member_data_url = md.url();
         c.orchestrator.now = fixed_now_us;
     });
-    const std::vector<std::string> bodies{txn_body("LOST", "2024-06-01T10:00:00Z", "BUY", 1, 1),
-                                          txn_body("LOST", "2024-06-01T11:00:00Z", "BUY", 13, 1),
-                                          txn_body("LOST", "2024-06-01T12:00:00Z", "GIFT", 3, 1)};
-    CHECK(send_spaced(app.port(role::orchestrator), bodies, 30ms) == std::vector<unsigned>{200, 502, 200});
+    CHECK(send_at(app.port(role::orchestrator), {{0ms, txn_body("LOST", "2024-06-01T10:00:00Z", "BUY", 1, 1)},
+                                                 {50ms, txn_body("LOST", "2024-06-01T11:00:00Z", "BUY", 13, 1)},
+                                                 {100ms, txn_body("LOST", "2024-06-01T12:00:00Z", "GIFT", 3, 1)}}) ==
+          std::vector<unsigned>{200, 502, 200});
 
-    std::vector<transaction> stored;
-    for (const auto& row : rows) stored.push_back(decode_transaction(row).value());
+    const auto stored = md.stored("LOST");
     REQUIRE(stored.size() == 2);
     std::size_t discarded = 0;
     for (const auto& line : app.log_lines()) discarded += json::parse(line).at("event") == "handoff_discarded";
@@ -133,6 +166,48 @@ TEST_CASE("a request handed a history whose last write was lost decides again fr
     REQUIRE(offers.size() == 3);
     CHECK(offers[2].at("history_len") == 1);
     check_features_against_store(offers[2], stored);
+}
+
+TEST_CASE("a handed-over history is not counted twice when the write behind it went to the outbox", "[component]") {
+    // One worker, so the order below is deterministic. r0 reads, then predicts for 300 ms while
+    // r1 (50 ms) and r2 (100 ms) queue. X, another member, arrives at 150 ms; member-data answers
+    // its persist (at ~450 ms) with a 503, which opens member-data's circuit. r1 reads at
+    // ~300 ms, hands r0 + r1 over to r2 at ~600 ms, and its persist then fails fast on the open
+    // circuit: r1 goes to the outbox before r2 computes its features. r2 must count r1 once.
+    fake_member_data md([](const json::value& v) -> std::optional<http::status> {
+        if (v.at("memberId") == "X") return http::status::service_unavailable;
+        return std::nullopt;
+    });
+    auto pred = slow_prediction(300ms);
+    test_app app(all_roles & ~static_cast<std::uint8_t>(role::prediction) & ~static_cast<std::uint8_t>(role::member_data), [&](app_config& c) {
+        c.threads = 1;
+        c.orchestrator.prediction_url = pred->url();
+        c.orchestrator.member_data_url = md.url();
+        c.orchestrator.now = fixed_now_us;
+        c.orchestrator.retry.max_attempts = 1;
+        c.orchestrator.breaker.failure_threshold = 1;
+        c.orchestrator.breaker.open_for = 10s;
+    });
+    const std::vector<std::pair<std::chrono::milliseconds, std::string>> sends{
+        {0ms, txn_body("TWICE", "2024-06-01T10:00:00Z", "BUY", 1, 1)},
+        {50ms, txn_body("TWICE", "2024-06-01T11:00:00Z", "GIFT", 2, 1)},
+        {100ms, txn_body("TWICE", "2024-06-01T12:00:00Z", "BUY", 3, 1)},
+        {150ms, txn_body("X", "2024-06-01T12:00:00Z", "BUY", 4, 1)}};
+    CHECK(send_at(app.port(role::orchestrator), sends) == std::vector<unsigned>(4, 200));  // deferred writes still answer
+
+    const auto offers = offer_events(app);
+    REQUIRE(offers.size() == 4);
+    const json::object* r2 = nullptr;
+    for (const auto& e : offers)
+        if (e.at("transaction").at("lastTransactionPointsBought") == 3) r2 = &e;
+    REQUIRE(r2 != nullptr);
+    CHECK(r2->at("history_handed_over") == true);
+    CHECK(r2->at("history_len") == 2);
+    CHECK(r2->at("pending_writes") == 0);
+    const auto t0 = decode_transaction(sends[0].second).value();
+    const auto t1 = decode_transaction(sends[1].second).value();
+    const auto t2 = decode_transaction(sends[2].second).value();
+    CHECK(r2->at("features") == json::parse(encode_features(compute_features(std::vector<transaction>{t0, t1}, t2, fixed_now_us))));
 }
 
 TEST_CASE("the sequencer hands over to the next waiter only, in arrival order", "[component]") {

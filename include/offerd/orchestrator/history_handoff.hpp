@@ -26,7 +26,7 @@ enum class write_state : std::uint8_t {
 // Only built when that is certain: nothing of the member waited in the outbox, and the holder's
 // persist cannot be a de-duplicated repeat that appends nothing (its Idempotency-Key was
 // generated for that request). `previous_write` tells the receiver whether the holder's persist
-// landed; on `lost` the receiver starts over from a fresh GET. Only passed from one holder of the
+// landed; unless it says `stored`, the receiver starts over from a fresh GET. Only passed from one holder of the
 // member's turn straight to the next (the sequencer drops it when nobody is queued), and only
 // used by a request that arrived before the GET it derives from was sent, so a write that
 // completed before the request arrived is always in it: what a fresh GET guarantees.

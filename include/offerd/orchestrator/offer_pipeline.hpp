@@ -41,10 +41,10 @@ public:
     // Steps 1-4: history, features, predictions, offer. Features see the member's history plus
     // its writes still waiting in the outbox. `known`: the history handed over by the previous
     // holder of the member's turn (see history_handoff for when that is exact); the GET is
-    // skipped. Runs under the member's turn; unless given `known`, also under its write turn,
+    // skipped and its history moved from. Runs under the member's turn; unless given `known`, also under its write turn,
     // so that member-data holds every earlier write of the member.
     asio::awaitable<offer_outcome> decide(std::size_t worker, const transaction& t, const call_context& ctx,
-                                          decoded_history* known = nullptr) const;
+                                          history_handoff* known = nullptr) const;
 
     // Step 5, under the member's write turn. A persist member-data cannot take (or any persist
     // while earlier ones of the member wait) goes to the outbox and the offer stands; only when
