@@ -308,12 +308,41 @@ result<transaction> decode_transaction(std::string_view body, transaction_text* 
     return with_parsed(body, [as_sent](const json::value& v) { return transaction_from(v, as_sent); });
 }
 
+namespace {
+// The normalized form, written by hand: it is what the orchestrator persists and logs for every
+// offer and what member-data serves for every history entry. Split at the timestamp so that
+// member-data can compute the member's part once per history.
+void append_entry_prefix(std::string& out, std::string_view member_id) {
+    out += R"({"memberId":)";
+    append_json_string(out, member_id);
+    out += R"(,"lastTransactionUtcTs":")";
+}
+
+void append_entry_rest(std::string& out, micros ts, txn_type type, double points, double revenue) {
+    char buf[rfc3339_max_length];
+    out.append(buf, format_rfc3339_to(ts, buf));
+    out += R"(","lastTransactionType":")";
+    out += to_string(type);
+    out += R"(","lastTransactionPointsBought":)";
+    append_json_number(out, points);
+    out += R"(,"lastTransactionRevenueUsd":)";
+    append_json_number(out, revenue);
+    out += '}';
+}
+}  // namespace
+
 void append_transaction(std::string& out, const transaction& t, const transaction_text* as_sent) {
+    if (!as_sent) {
+        append_entry_prefix(out, t.member_id);
+        append_entry_rest(out, t.ts, t.type, t.points, t.revenue);
+        return;
+    }
+    // The client's own text, which may need escaping.
     json_writer w(out);
-    w.begin_object().member(field::member_id, std::string_view(t.member_id));
-    if (as_sent) w.member(field::ts, std::string_view(as_sent->ts)).member(field::type, std::string_view(as_sent->type));
-    else w.member(field::ts, std::string_view(format_rfc3339(t.ts))).member(field::type, to_string(t.type));
-    w
+    w.begin_object()
+        .member(field::member_id, std::string_view(t.member_id))
+        .member(field::ts, std::string_view(as_sent->ts))
+        .member(field::type, std::string_view(as_sent->type))
         .member(field::points, t.points)
         .member(field::revenue, t.revenue)
         .end_object();
@@ -336,21 +365,12 @@ result<decoded_history> decode_history(std::string_view body) {
 void append_history_entry(std::string& out, std::string_view entry_prefix, micros ts, txn_type type, double points,
                           double revenue) {
     out += entry_prefix;
-    char buf[rfc3339_max_length];
-    out.append(buf, format_rfc3339_to(ts, buf));
-    out += R"(","lastTransactionType":")";
-    out += to_string(type);
-    out += R"(","lastTransactionPointsBought":)";
-    append_json_number(out, points);
-    out += R"(,"lastTransactionRevenueUsd":)";
-    append_json_number(out, revenue);
-    out += '}';
+    append_entry_rest(out, ts, type, points, revenue);
 }
 
 std::string history_entry_prefix(std::string_view member_id) {
-    std::string prefix = R"({"memberId":)";
-    append_json_string(prefix, member_id);
-    prefix += R"(,"lastTransactionUtcTs":")";
+    std::string prefix;
+    append_entry_prefix(prefix, member_id);
     return prefix;
 }
 

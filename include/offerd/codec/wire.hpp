@@ -28,9 +28,9 @@ std::string encode_transaction(const transaction& t);
 // With as_sent, the timestamp and type are written as the client sent them.
 void append_transaction(std::string& out, const transaction& t, const transaction_text* as_sent = nullptr);
 
-// member-data's fast path for serving a history: history_entry_prefix(id) is computed once per
+// member-data's path for serving a history: history_entry_prefix(id) is computed once per
 // history, then append_history_entry writes one normalized entry, byte for byte what
-// append_transaction writes for the same transaction.
+// append_transaction writes for the same transaction (the same writer behind both).
 std::string history_entry_prefix(std::string_view member_id);
 void append_history_entry(std::string& out, std::string_view entry_prefix, micros ts, txn_type type, double points,
                           double revenue);

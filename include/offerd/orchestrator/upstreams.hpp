@@ -37,6 +37,8 @@ inline bool refused_for_good(const failure& f) noexcept {
     return f.upstream_status >= 400 && f.upstream_status < 500 && f.upstream_status != 429;
 }
 
+class loopback_affinity;
+
 // Each call maps the upstream's answer to a value or a failure: timeouts and refused
 // connections to upstream_timeout / upstream_unavailable (504), 5xx or an unexpected status to
 // upstream_bad_status (502), an unparseable answer to upstream_bad_response (502), an open
@@ -45,8 +47,6 @@ inline bool refused_for_good(const failure& f) noexcept {
 // 429/502/503/504 with full-jitter backoff, within the request deadline and the retry budget;
 // 500 is not retried. Every failed attempt is logged as an `upstream_error` event with service,
 // path, status or error, attempt. Calls for worker i must run on worker i's io_context.
-class loopback_affinity;
-
 class upstreams {
 public:
     // affinity: see loopback_affinity (null: connections go to whichever worker the peer picks).
