@@ -86,8 +86,10 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("offer-engine-url", po::value<std::string>(), "offer-engine base URL (default: local offer-engine)")
         ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
         ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per core); calls between roles of one process stay on the calling worker")
+        ("realtime-priority", po::value<int>()->default_value(d.realtime_priority),
+         "run the worker threads SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), so a worker with a request never waits for a core behind other processes; 0: ordinary scheduling. Skipped with more workers than CPUs; the kernel still keeps 5% of each CPU for other processes")
         ("sched-slice-us", po::value<long>()->default_value(d.sched_slice.count()),
-         "CPU time slice each worker thread asks the kernel for (Linux 6.12+, ignored before): a short one gets a waking worker onto a busy core sooner; 0 keeps the kernel default, else 100 to 100000")
+         "CPU time slice each worker thread asks the kernel for when not real-time (Linux 6.12+, ignored before): a short one gets a waking worker onto a busy core sooner; 0 keeps the kernel default, else 100 to 100000")
         ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
         ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn, error or off")
         ("upstream-timeout-ms", po::value<long>()->default_value(d.orchestrator.upstream.timeout.count()), "timeout of each upstream call")
@@ -147,6 +149,9 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     }
     c.threads = vm["threads"].as<std::size_t>();
     if (c.threads > 256) return usage_error<app_config>("", "--threads must be at most 256");
+    c.realtime_priority = vm["realtime-priority"].as<int>();
+    if (c.realtime_priority < 0 || c.realtime_priority > 99)
+        return usage_error<app_config>("", "--realtime-priority must be 0 (ordinary scheduling) or 1 to 99");
     const long slice = vm["sched-slice-us"].as<long>();
     if (slice != 0 && (slice < 100 || slice > 100'000))
         return usage_error<app_config>("", "--sched-slice-us must be 0 (kernel default) or 100 to 100000");

@@ -8,7 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <stdexcept>
 
-#include "offerd/app/sched_slice.hpp"
+#include "offerd/app/scheduling.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/obs/log.hpp"
@@ -114,11 +114,23 @@ void runtime::start() {
     if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
     if (orchestrator_) orchestrator_->start_outbox_drainer(*workers_.front());
     if (orchestrator_ && cfg_.ready_interval.count() > 0) orchestrator_->start_readiness_probe(*workers_.front(), cfg_.ready_interval);
+    // Real-time workers of one priority do not share a core by time slices: with more workers
+    // than CPUs, one would wait for another's whole busy period. Then they stay fair-scheduled.
+    std::string realtime_veto;
+    if (cfg_.realtime_priority > 0 && workers_.size() > allowed_cpus())
+        realtime_veto = "more workers (" + std::to_string(workers_.size()) + ") than CPUs this process may use (" +
+                        std::to_string(allowed_cpus()) + ")";
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        threads_.emplace_back([this, i, ctx = workers_[i].get()] {
-            const bool applied = request_sched_slice(cfg_.sched_slice);
-            if (i == 0)
-                log_event(log_, log_level::info, "sched_slice").with("requested_us", static_cast<std::int64_t>(cfg_.sched_slice.count())).with("applied", applied);
+        threads_.emplace_back([this, i, realtime_veto, ctx = workers_[i].get()] {
+            const realtime_outcome rt = realtime_veto.empty() ? request_realtime(cfg_.realtime_priority) : realtime_outcome{false, realtime_veto};
+            const bool slice = !rt.applied && request_sched_slice(cfg_.sched_slice);
+            {
+                log_event e(log_, log_level::info, "scheduling");
+                e.with("worker", static_cast<std::int64_t>(i)).with("policy", current_sched_policy());
+                e.with("realtime_priority_requested", static_cast<std::int64_t>(cfg_.realtime_priority)).with("realtime", rt.applied);
+                if (!rt.applied && cfg_.realtime_priority > 0) e.with("realtime_unavailable", rt.reason);
+                e.with("slice_us_requested", static_cast<std::int64_t>(cfg_.sched_slice.count())).with("slice_applied", slice);
+            }
             ctx->run();
         });
     }

@@ -5,12 +5,15 @@
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <sched.h>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include "offerd/app/sched_slice.hpp"
+#include "offerd/app/scheduling.hpp"
 #include "offerd/net/http_client.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/net/router.hpp"
@@ -246,4 +249,88 @@ TEST_CASE("a worker's scheduler slice request reports what the kernel then sched
     }).join();
     if (!reported.empty()) CHECK(applied == (std::stoll(reported) == 250'000));
     else WARN("no se.slice in /proc/thread-self/sched; applied=" << applied);
+}
+
+namespace {
+// The scheduling policies of this process's threads, by thread id.
+std::map<pid_t, int> thread_policies() {
+    std::map<pid_t, int> out;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+        const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+        const int policy = sched_getscheduler(tid);
+        if (policy >= 0) out[tid] = policy;
+    }
+    return out;
+}
+
+std::vector<json::object> scheduling_events(test_app& app, std::size_t expected) {
+    std::vector<json::object> events;
+    for (int i = 0; i < 200 && events.size() < expected; ++i) {
+        events.clear();
+        for (const auto& line : app.log_lines()) {
+            auto v = json::parse(line).as_object();
+            if (v["event"] == "scheduling") events.push_back(v);
+        }
+        if (events.size() < expected) std::this_thread::sleep_for(10ms);
+    }
+    return events;
+}
+}  // namespace
+
+TEST_CASE("workers run SCHED_FIFO when the process may, and the log says which", "[component]") {
+    // What this process may do, asked from a throwaway thread (root: yes; containers without
+    // CAP_SYS_NICE: no). Either way the workers must match it and the log must say so.
+    realtime_outcome probe;
+    std::thread([&] { probe = request_realtime(1); }).join();
+    test_app app(all_roles, [](app_config& c) {
+        c.threads = 1;
+        c.realtime_priority = 1;
+    });
+    const auto events = scheduling_events(app, 1);
+    REQUIRE(events.size() == 1);
+    auto e = events.front();
+    CHECK(e["realtime"].as_bool() == probe.applied);
+    CHECK(e["policy"] == (probe.applied ? "fifo" : "other"));
+    CHECK(e["realtime_priority_requested"].as_int64() == 1);
+    if (probe.applied) {
+        CHECK(!e.contains("realtime_unavailable"));
+        CHECK(e["slice_applied"].as_bool() == false);  // a slice means nothing to a real-time thread
+    } else {
+        CHECK(e["realtime_unavailable"].as_string() == probe.reason);
+        WARN("real-time scheduling is not available here: " << probe.reason);
+    }
+    std::size_t fifo = 0;
+    for (const auto& [tid, policy] : thread_policies()) fifo += (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO;
+    CHECK(fifo == (probe.applied ? 1u : 0u));  // the worker only: not this thread, not the log threads
+    CHECK(get(app.port(role::orchestrator), "/health").status == 200);
+}
+
+TEST_CASE("workers stay fair-scheduled when asked to or when they outnumber the CPUs", "[component]") {
+    SECTION("--realtime-priority 0") {
+        test_app app(services, [](app_config& c) { c.threads = 1; });  // test_app's default is 0
+        const auto events = scheduling_events(app, 1);
+        REQUIRE(events.size() == 1);
+        auto e = events.front();
+        CHECK(e["realtime"].as_bool() == false);
+        CHECK(e["policy"] == "other");
+        CHECK(!e.contains("realtime_unavailable"));
+    }
+    SECTION("more workers than CPUs") {
+        const std::size_t n = allowed_cpus() + 1;
+        test_app app(services, [&](app_config& c) {
+            c.threads = n;
+            c.realtime_priority = 1;
+        });
+        const auto events = scheduling_events(app, n);
+        REQUIRE(events.size() == n);
+        std::set<std::int64_t> workers;
+        for (auto e : events) {
+            workers.insert(e["worker"].as_int64());
+            CHECK(e["realtime"].as_bool() == false);
+            CHECK(e["policy"] == "other");
+            CHECK(std::string(e["realtime_unavailable"].as_string()).find("more workers (" + std::to_string(n) + ") than CPUs") == 0);
+        }
+        CHECK(workers.size() == n);
+        for (const auto& [tid, policy] : thread_policies()) CHECK((policy & ~SCHED_RESET_ON_FORK) == SCHED_OTHER);
+    }
 }

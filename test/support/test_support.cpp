@@ -180,6 +180,9 @@ test_app::test_app(std::uint8_t roles, const std::function<void(app_config&)>& t
     cfg_.roles = roles;
     cfg_.orchestrator_port = cfg_.member_data_port = cfg_.prediction_port = cfg_.offer_engine_port = 0;
     cfg_.threads = 2;
+    // Ordinary scheduling: test processes run in parallel (ctest -j), some under sanitizers whose
+    // runtimes spin on internal locks. The real-time default has its own test and the e2e tests.
+    cfg_.realtime_priority = 0;
     cfg_.throughput_interval = std::chrono::milliseconds(0);
     cfg_.ready_interval = std::chrono::milliseconds(0);  // no background probes hitting the fakes
     cfg_.shutdown_timeout = std::chrono::milliseconds(2000);
