@@ -12,6 +12,7 @@
 
 #include "offerd/app/cli.hpp"
 #include "offerd/app/runtime.hpp"
+#include "offerd/app/scheduling.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/report/report.hpp"
 
@@ -75,6 +76,8 @@ int stream(const std::vector<std::string>& args) {
     offerd::progress_options progress;
     progress.terminal = isatty(STDERR_FILENO) != 0;
     progress.every = std::chrono::milliseconds(progress.terminal ? 200 : 5000);
+    // Best effort and quiet: without the permission the stream runs as before (see --help).
+    if (cmd.config->realtime_priority > 0) (void)offerd::request_realtime(cmd.config->realtime_priority);
     auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr, progress);
     if (!summary) {
         std::cerr << "offerd stream: " << summary.error().detail << '\n';

@@ -205,6 +205,9 @@ TEST_CASE("every command has a --help that exits 0", "[e2e]") {
     auto rt = run_process({binary, "--realtime-priority", "100"}, std::chrono::seconds(10));
     CHECK(rt.exit_code == 2);
     CHECK(rt.err.find("--realtime-priority must be 0 (ordinary scheduling) or 1 to 99") != std::string::npos);
+    auto stream_rt = run_process({binary, "stream", "--realtime-priority", "-1"}, std::chrono::seconds(10));
+    CHECK(stream_rt.exit_code == 2);
+    CHECK(stream_rt.err.find("--realtime-priority must be 0 (ordinary scheduling) or 1 to 99") != std::string::npos);
 }
 
 TEST_CASE("flags can come from OFFERD_ environment variables", "[e2e]") {

@@ -22,6 +22,7 @@ struct stream_config {
     std::chrono::milliseconds timeout{10'000};     // per request
     int retries = 3;                               // extra attempts after a timeout, 429 or 5xx
     std::chrono::milliseconds backoff{100};        // first retry pause; doubles each time (full jitter)
+    int realtime_priority = 1;                     // `offerd stream` runs its thread SCHED_FIFO when permitted (0: never), before run_stream
 };
 
 struct stream_summary {
