@@ -85,7 +85,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("prediction-url", po::value<std::string>(), "prediction base URL (default: local prediction)")
         ("offer-engine-url", po::value<std::string>(), "offer-engine base URL (default: local offer-engine)")
         ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
-        ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per core); calls between roles of one process stay on the calling worker")
+        ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per CPU this process may use, taskset and cpusets included); calls between roles of one process stay on the calling worker")
         ("realtime-priority", po::value<int>()->default_value(d.realtime_priority),
          "run the worker threads SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), so a worker with a request never waits for a core behind other processes; 0: ordinary scheduling. Skipped with more workers than CPUs; the kernel still keeps 5% of each CPU for other processes")
         ("sched-slice-us", po::value<long>()->default_value(d.sched_slice.count()),

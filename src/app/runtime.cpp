@@ -37,7 +37,7 @@ struct runtime::reporter {
 };
 
 runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
-    std::size_t n = cfg_.threads ? cfg_.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::size_t n = cfg_.threads ? cfg_.threads : allowed_cpus();  // the CPUs we may use (taskset, cpusets), not all online
     for (std::size_t i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<asio::io_context>(1));
         worker_ptrs_.push_back(workers_.back().get());

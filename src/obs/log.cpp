@@ -79,8 +79,8 @@ logger::~logger() {
     batch_cv_.notify_one();
     batcher_.join();
     {
-        std::lock_guard lock(batch_mutex_);
-        push_batch();
+        std::unique_lock lock(batch_mutex_);
+        push_batch(lock);
     }
     logging::core::get()->remove_sink(sink_->sink);
     sink_->sink->stop();
@@ -93,7 +93,7 @@ constexpr std::size_t batch_max_bytes = 16 * 1024 * 1024;
 constexpr auto batch_period = std::chrono::milliseconds(20);
 }  // namespace
 
-void logger::push_batch() {
+void logger::push_batch(std::unique_lock<std::mutex>& batch_lock) {
     if (dropped_ > 0) {
         if (!batch_.empty()) batch_ += '\n';
         const auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
@@ -102,40 +102,49 @@ void logger::push_batch() {
         dropped_ = 0;
     }
     if (batch_.empty()) return;
+    std::string out = std::move(batch_);
+    batch_ = std::move(spare_);
+    batch_.clear();
+    std::unique_lock push_lock(push_mutex_);
+    batch_lock.unlock();
     logging::record rec = source_.open_record();
     if (rec) {
         logging::record_ostream strm(rec);
-        strm << batch_;
+        strm << out;
         strm.flush();
         source_.push_record(std::move(rec));
     }
-    batch_.clear();
+    push_lock.unlock();
+    out.clear();
+    batch_lock.lock();
+    if (out.capacity() > spare_.capacity()) spare_ = std::move(out);
 }
 
 void logger::batcher() {
     std::unique_lock lock(batch_mutex_);
     while (!stopping_) {
         batch_cv_.wait_for(lock, batch_period);
-        push_batch();
+        push_batch(lock);
     }
 }
 
 void logger::write(std::string line) {
-    std::lock_guard lock(batch_mutex_);
+    std::unique_lock lock(batch_mutex_);
     if (batch_.size() + line.size() > batch_max_bytes) {
         ++dropped_;
         return;
     }
     if (!batch_.empty()) batch_ += '\n';
     batch_ += line;
-    if (batch_.size() >= batch_push_bytes) push_batch();
+    if (batch_.size() >= batch_push_bytes) push_batch(lock);
 }
 
 void logger::flush() {
     {
-        std::lock_guard lock(batch_mutex_);
-        push_batch();
+        std::unique_lock lock(batch_mutex_);
+        push_batch(lock);
     }
+    { std::lock_guard wait_for_pushes(push_mutex_); }  // a batch another thread took before ours is in the sink
     sink_->sink->flush();
 }
 

@@ -265,7 +265,7 @@ std::map<pid_t, int> thread_policies() {
 
 std::vector<json::object> scheduling_events(test_app& app, std::size_t expected) {
     std::vector<json::object> events;
-    for (int i = 0; i < 200 && events.size() < expected; ++i) {
+    for (int i = 0; i < 1000 && events.size() < expected; ++i) {  // up to 10 s: sanitizers, parallel tests
         events.clear();
         for (const auto& line : app.log_lines()) {
             auto v = json::parse(line).as_object();
@@ -278,10 +278,22 @@ std::vector<json::object> scheduling_events(test_app& app, std::size_t expected)
 }  // namespace
 
 TEST_CASE("workers run SCHED_FIFO when the process may, and the log says which", "[component]") {
-    // What this process may do, asked from a throwaway thread (root: yes; containers without
-    // CAP_SYS_NICE: no). Either way the workers must match it and the log must say so.
+    // What this process may do, asked from throwaway threads: the kernel directly, and the
+    // function under test. When the kernel allows it, the function may refuse only for one of its
+    // hazards (a CPU quota, the throttle or fair server off, RLIMIT_RTTIME), never for permission.
+    bool kernel_allows = false;
+    std::thread([&] {
+        sched_param p{};
+        p.sched_priority = 1;
+        kernel_allows = sched_setscheduler(0, SCHED_FIFO, &p) == 0;
+    }).join();
     realtime_outcome probe;
     std::thread([&] { probe = request_realtime(1); }).join();
+    if (kernel_allows && !probe.applied) {
+        INFO(probe.reason);
+        CHECK((probe.reason.find("CPU limit") != std::string::npos || probe.reason.find("throttle is off") != std::string::npos ||
+               probe.reason.find("fair server is off") != std::string::npos || probe.reason.find("RLIMIT_RTTIME") != std::string::npos));
+    }
     test_app app(all_roles, [](app_config& c) {
         c.threads = 1;
         c.realtime_priority = 1;
@@ -333,4 +345,37 @@ TEST_CASE("workers stay fair-scheduled when asked to or when they outnumber the 
         CHECK(workers.size() == n);
         for (const auto& [tid, policy] : thread_policies()) CHECK((policy & ~SCHED_RESET_ON_FORK) == SCHED_OTHER);
     }
+}
+
+TEST_CASE("a cgroup CPU quota anywhere above the process is found, in v1 and v2 layouts", "[component]") {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::temp_directory_path() / ("offerd-cgroup-" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    const auto put = [&](const fs::path& rel, const std::string& text) {
+        fs::create_directories((root / rel).parent_path());
+        std::ofstream(root / rel) << text << "\n";
+    };
+    // v2: unlimited at the leaf, a quota on the pod above it.
+    put("kubepods/pod1/c1/cpu.max", "max 100000");
+    put("kubepods/pod1/cpu.max", "50000 100000");
+    put("kubepods/cpu.max", "max 100000");
+    auto limit = cgroup_cpu_limit("0::/kubepods/pod1/c1\n", root);
+    REQUIRE(limit);
+    CHECK(*limit == (root / "kubepods/pod1/cpu.max").string() + " = 50000 100000");
+    put("free/c2/cpu.max", "max 100000");
+    CHECK(!cgroup_cpu_limit("0::/free/c2\n", root));
+    CHECK(!cgroup_cpu_limit("0::/nowhere\n", root));  // no files: no limit we can see
+    // v2 mounted beside v1 controllers (hybrid).
+    put("unified/svc/cpu.max", "100000 100000");
+    CHECK(cgroup_cpu_limit("0::/svc\n", root) == (root / "unified/svc/cpu.max").string() + " = 100000 100000");
+    // v1: the cpu controller's quota, -1 meaning none; other controllers do not count.
+    put("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1");
+    put("cpu,cpuacct/docker/cpu.cfs_quota_us", "200000");
+    CHECK(cgroup_cpu_limit("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n", root) ==
+          (root / "cpu,cpuacct/docker/cpu.cfs_quota_us").string() + " = 200000");
+    put("memory/m/cpu.cfs_quota_us", "1000");
+    CHECK(!cgroup_cpu_limit("12:memory:/m\n", root));
+    put("cpu,cpuacct/open/cpu.cfs_quota_us", "-1");
+    CHECK(!cgroup_cpu_limit("4:cpu,cpuacct:/open\n", root));
+    fs::remove_all(root);
 }

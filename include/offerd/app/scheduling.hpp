@@ -3,7 +3,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace offerd {
 
@@ -12,21 +15,30 @@ namespace offerd {
 // Why: a worker's latency is mostly the time it waits for a core. Under the fair scheduler a
 // worker that wakes with a request waits behind whatever else shares the core (a sidecar, a batch
 // job, on our bench the load generator) until that task's slice ends: the 8-connection p99 was
-// 2.0-2.6 ms against a server-side p99 of 1.1 ms. A SCHED_FIFO worker preempts fair tasks as soon
-// as it wakes: p99 1.05 ms, p50 halved, throughput +6 % in the same runs (README, Performance).
-// Why it is safe enough to be the default: the workers block in epoll whenever they have no
-// ready work; the kernel keeps 5 % of every period for fair tasks (sched_rt_runtime_us), and we
-// refuse when that throttle is off (-1); without CAP_SYS_NICE or an RLIMIT_RTPRIO >= priority
+// ~2.0 ms against a server-side p99 of ~1.1 ms. A SCHED_FIFO worker preempts fair tasks as soon
+// as it wakes (README, Performance, for the figures; part of that gain is taken from the
+// co-located load generator).
+// Why it can be the default: the workers block in epoll whenever they have no ready work, and the
+// kernel stops ordinary tasks starving for good (before 6.12 by throttling real-time tasks after
+// 950 ms of each second, from 6.12 with a per-CPU fair server: 50 ms per second), though ordinary
+// work on a CPU the workers saturate can wait up to ~0.95 s. We refuse when that protection is
+// off, when a cgroup CPU limit would be escaped (quotas bind only fair tasks), and when
+// RLIMIT_RTTIME would kill a busy worker; without CAP_SYS_NICE or an RLIMIT_RTPRIO >= priority
 // (containers, unprivileged users) the kernel refuses and the worker stays as it was.
 //
-// Applies to the calling thread. Not applied, with the reason, when priority is 0, when the
-// thread already runs under a policy other than SCHED_OTHER (chrt chose for us), when the
-// throttle is off, or when the kernel refuses.
+// Applies to the calling thread. A thread already real-time (chrt -f/-r) counts as applied and is
+// left as it is; one started under batch or idle is left alone and reported.
 struct realtime_outcome {
     bool applied = false;
     std::string reason;  // why not, when not applied
 };
 realtime_outcome request_realtime(int priority);
+
+// The CPU quota that binds a process in these cgroups, as "file = value", if any: cgroup v2
+// cpu.max other than "max", or v1 cpu.cfs_quota_us other than -1, at the process's own cgroup or
+// any ancestor. `proc_self_cgroup` is the text of /proc/self/cgroup; `cgroup_root` is where the
+// hierarchies are mounted (/sys/fs/cgroup). Missing files count as no limit.
+std::optional<std::string> cgroup_cpu_limit(std::string_view proc_self_cgroup, const std::filesystem::path& cgroup_root);
 
 // CPUs this process may run on (its affinity mask); at least 1.
 std::size_t allowed_cpus() noexcept;

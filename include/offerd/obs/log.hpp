@@ -49,7 +49,11 @@ public:
 
 private:
     struct sink_holder;
-    void push_batch();  // caller holds batch_mutex_
+    // Takes the batch under `batch_lock` (held on entry and on return) and hands it to the sink
+    // with that lock released: the batcher thread is ordinary-priority and the workers may be
+    // real-time, so a worker must never wait for it to format a record (a priority inversion).
+    // push_mutex_ keeps the batches in order.
+    void push_batch(std::unique_lock<std::mutex>& batch_lock);
     void batcher();
 
     log_level level_;
@@ -58,6 +62,8 @@ private:
     std::mutex batch_mutex_;
     std::condition_variable batch_cv_;
     std::string batch_;
+    std::string spare_;  // the previous batch's buffer, kept for its capacity
+    std::mutex push_mutex_;
     std::uint64_t dropped_ = 0;
     bool stopping_ = false;
     std::thread batcher_;
