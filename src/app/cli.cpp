@@ -87,7 +87,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
         ("threads", po::value<std::size_t>()->default_value(0), "worker threads, one io_context each (0: one per CPU this process may use, taskset and cpusets included); calls between roles of one process stay on the calling worker")
         ("realtime-priority", po::value<int>()->default_value(d.realtime_priority),
-         "run the worker threads SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), so a worker with a request never waits for a core behind other processes; 0: ordinary scheduling. Skipped with more workers than CPUs; the kernel still keeps 5% of each CPU for other processes")
+         "run the worker threads SCHED_FIFO at this priority (1-99) when permitted (CAP_SYS_NICE or ulimit -r), so a worker with a request does not wait for a core behind other processes; under overload ordinary work on those CPUs then waits (README: Operating). 0: ordinary scheduling. Refused (the 'scheduling' log event says why) with more workers than CPUs, under a cgroup CPU quota, with a finite RLIMIT_RTTIME, or with the kernel's protection of ordinary tasks turned off")
         ("sched-slice-us", po::value<long>()->default_value(d.sched_slice.count()),
          "CPU time slice each worker thread asks the kernel for when not real-time (Linux 6.12+, ignored before): a short one gets a waking worker onto a busy core sooner; 0 keeps the kernel default, else 100 to 100000")
         ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
@@ -212,7 +212,7 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout")
         ("retries", po::value<int>()->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)")
         ("realtime-priority", po::value<int>()->default_value(d.realtime_priority),
-         "run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), like the server's workers: beside a real-time offerd on the same machine an ordinary client waits for a core after every answer (member_data.csv: 0.49 s against 0.38 s); 0: ordinary scheduling");
+         "run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), like the server's workers: beside a real-time offerd on the same machine an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0: ordinary scheduling");
     // clang-format on
     po::variables_map vm;
     try {
