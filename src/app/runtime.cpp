@@ -126,8 +126,9 @@ void runtime::start() {
             const bool slice = !rt.applied && request_sched_slice(cfg_.sched_slice);
             {
                 log_event e(log_, log_level::info, "scheduling");
-                e.with("worker", static_cast<std::int64_t>(i)).with("policy", current_sched_policy());
-                e.with("realtime_priority_requested", static_cast<std::int64_t>(cfg_.realtime_priority)).with("realtime", rt.applied);
+                const std::string policy = current_sched_policy();  // what the kernel now runs this worker with
+                e.with("worker", static_cast<std::int64_t>(i)).with("policy", policy);
+                e.with("realtime_priority_requested", static_cast<std::int64_t>(cfg_.realtime_priority)).with("realtime", policy == "fifo" || policy == "rr");
                 if (!rt.applied && cfg_.realtime_priority > 0) e.with("realtime_unavailable", rt.reason);
                 e.with("slice_us_requested", static_cast<std::int64_t>(cfg_.sched_slice.count())).with("slice_applied", slice);
             }
