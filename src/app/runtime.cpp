@@ -117,9 +117,9 @@ void runtime::start() {
     // Real-time workers of one priority do not share a core by time slices: with more workers
     // than CPUs, one would wait for another's whole busy period. Then they stay fair-scheduled.
     std::string realtime_veto;
-    if (cfg_.realtime_priority > 0 && workers_.size() > allowed_cpus())
+    if (const std::size_t cpus = allowed_cpus(); cfg_.realtime_priority > 0 && workers_.size() > cpus)
         realtime_veto = "more workers (" + std::to_string(workers_.size()) + ") than CPUs this process may use (" +
-                        std::to_string(allowed_cpus()) + ")";
+                        std::to_string(cpus) + ")";
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         threads_.emplace_back([this, i, realtime_veto, ctx = workers_[i].get()] {
             const realtime_outcome rt = realtime_veto.empty() ? request_realtime(cfg_.realtime_priority) : realtime_outcome{false, realtime_veto};
