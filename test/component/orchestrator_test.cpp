@@ -13,14 +13,6 @@ namespace json = boost::json;
 namespace {
 void fixed_now(app_config& c) { c.orchestrator.now = parse_timestamp("2024-06-03T00:00:00Z").value(); }
 
-std::vector<json::object> events(test_app& app, std::string_view name) {
-    std::vector<json::object> out;
-    for (const auto& line : app.log_lines()) {
-        auto v = json::parse(line).as_object();
-        if (v.at("event") == json::string_view(name.data(), name.size())) out.push_back(v);
-    }
-    return out;
-}
 }  // namespace
 
 TEST_CASE("a first transaction gets the offer the formulas give and is persisted normalized", "[component]") {
@@ -43,7 +35,7 @@ TEST_CASE("the next request of a member sees the persisted history", "[component
     auto second = post(port, "/member/offer", txn_body("M2", "2024-06-02T10:00:00Z", "GIFT", 500, 300));
     REQUIRE(second.status == 200);
     CHECK(json::parse(second.body).at("offer") == "50% Discount");
-    const auto offers = events(app, "offer");
+    const auto offers = app.events("offer");
     REQUIRE(offers.size() == 2);
     CHECK(offers[0].at("history_len") == 0);
     CHECK(offers[1].at("history_len") == 1);
@@ -54,7 +46,7 @@ TEST_CASE("the next request of a member sees the persisted history", "[component
 TEST_CASE("the offer log event carries features, predictions, offer and every step latency", "[component]") {
     test_app app(all_roles, fixed_now);
     REQUIRE(post(app.port(role::orchestrator), "/member/offer", txn_body("M3"), {{"X-Request-ID", "req-42"}}).status == 200);
-    const auto offers = events(app, "offer");
+    const auto offers = app.events("offer");
     REQUIRE(offers.size() == 1);
     const auto& e = offers[0];
     CHECK(e.at("request_id") == "req-42");
@@ -157,7 +149,7 @@ TEST_CASE("concurrent requests for one member run one at a time and each sees al
     CHECK(ok == n);
     CHECK(app.rt().store()->history("SAME").size() == n);
     std::set<std::int64_t> seen;
-    for (const auto& e : events(app, "offer")) seen.insert(e.at("history_len").to_number<std::int64_t>());
+    for (const auto& e : app.events("offer")) seen.insert(e.at("history_len").to_number<std::int64_t>());
     CHECK(seen.size() == n);
     CHECK(*seen.begin() == 0);
     CHECK(*seen.rbegin() == n - 1);

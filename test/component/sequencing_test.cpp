@@ -21,14 +21,6 @@ using namespace std::chrono_literals;
 namespace {
 const micros fixed_now_us = parse_timestamp("2024-06-03T00:00:00Z").value();
 
-std::vector<json::object> offer_events(test_app& app) {
-    std::vector<json::object> out;
-    for (const auto& line : app.log_lines()) {
-        auto v = json::parse(line).as_object();
-        if (v.at("event") == "offer") out.push_back(std::move(v));
-    }
-    return out;
-}
 
 // Predictions that take `pause`, so that requests for one member queue behind each other.
 std::unique_ptr<fake_upstream> slow_prediction(std::chrono::milliseconds pause) {
@@ -127,7 +119,7 @@ TEST_CASE("queued requests of one member decide over the history handed to them 
 
     const auto stored = app.rt().store()->history("BUSY");
     REQUIRE(stored.size() == 5);
-    const auto offers = offer_events(app);
+    const auto offers = app.events("offer");
     REQUIRE(offers.size() == 5);
     std::vector<bool> handed;
     for (const auto& e : offers) {
@@ -159,10 +151,8 @@ TEST_CASE("a request handed a history whose last write was lost decides again fr
 
     const auto stored = md.stored("LOST");
     REQUIRE(stored.size() == 2);
-    std::size_t discarded = 0;
-    for (const auto& line : app.log_lines()) discarded += json::parse(line).at("event") == "handoff_discarded";
-    CHECK(discarded == 1);
-    const auto offers = offer_events(app);
+    CHECK(app.events("handoff_discarded").size() == 1);
+    const auto offers = app.events("offer");
     REQUIRE(offers.size() == 3);
     CHECK(offers[2].at("history_len") == 1);
     check_features_against_store(offers[2], stored);
@@ -195,7 +185,7 @@ TEST_CASE("a handed-over history is not counted twice when the write behind it w
         {150ms, txn_body("X", "2024-06-01T12:00:00Z", "BUY", 4, 1)}};
     CHECK(send_at(app.port(role::orchestrator), sends) == std::vector<unsigned>(4, 200));  // deferred writes still answer
 
-    const auto offers = offer_events(app);
+    const auto offers = app.events("offer");
     REQUIRE(offers.size() == 4);
     const json::object* r2 = nullptr;
     for (const auto& e : offers)

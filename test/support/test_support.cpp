@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/json/parse.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -206,6 +207,15 @@ std::vector<std::string> test_app::log_lines() {
     std::vector<std::string> lines;
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
+}
+
+std::vector<boost::json::object> test_app::events(std::string_view name) {
+    std::vector<boost::json::object> out;
+    for (const auto& line : log_lines()) {
+        auto v = boost::json::parse(line).as_object();
+        if (v.at("event") == boost::json::string_view(name.data(), name.size())) out.push_back(std::move(v));
+    }
+    return out;
 }
 
 std::vector<transaction> read_valid_rows(const std::string& path, std::size_t* malformed) {

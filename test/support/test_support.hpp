@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json/object.hpp>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -115,6 +117,8 @@ public:
     std::uint16_t port(role r) const { return rt_->port(r); }
     // Flushes and returns the JSON log lines so far.
     std::vector<std::string> log_lines();
+    // The events named `name` among them, parsed, in log order.
+    std::vector<boost::json::object> events(std::string_view name);
     const app_config& config() const { return cfg_; }
 
 private:
