@@ -96,8 +96,11 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("request-deadline-ms", po::value<long>()->default_value(d.orchestrator.request_deadline.count()), "budget of a whole offer request")
         ("max-attempts", po::value<int>()->default_value(d.orchestrator.retry.max_attempts), "attempts per upstream call that is safe to repeat (1: no retries)")
         ("retry-budget", po::value<double>()->default_value(d.orchestrator.retry.budget_ratio, "0.1"), "retries allowed as a share of calls (0.1: at most ~10% extra load)")
-        ("breaker-threshold", po::value<int>()->default_value(d.orchestrator.breaker.failure_threshold), "consecutive upstream failures that open its circuit (0: never)")
-        ("breaker-open-ms", po::value<long>()->default_value(d.orchestrator.breaker.open_for.count()), "how long an open circuit fails fast before one probe")
+        ("breaker-min-calls", po::value<int>()->default_value(d.orchestrator.breaker.min_calls), "calls to an upstream in the breaker window before its circuit may open; answers rejecting one request (500) do not count (0: never open)")
+        ("breaker-failure-rate", po::value<double>()->default_value(d.orchestrator.breaker.failure_rate, "0.5"), "share of failed calls in the window that opens the circuit (0-1]; a 500 for one request weighs half")
+        ("breaker-window-ms", po::value<long>()->default_value(d.orchestrator.breaker.window.count()), "sliding window the failure rate is judged over")
+        ("breaker-open-ms", po::value<long>()->default_value(d.orchestrator.breaker.open_for.count()), "how long an open circuit fails fast before probes go through")
+        ("breaker-threshold", po::value<int>(), "deprecated: same as --breaker-min-calls (0: never open)")
         ("idempotency-retention-ms", po::value<long>()->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
         ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
         ("member-data-journal-fsync", po::bool_switch(), "member-data: fdatasync each journal record (survives power loss)")
@@ -173,6 +176,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
                                       std::tuple{"body-timeout-ms", &c.limits.body_timeout, false},
                                       std::tuple{"throughput-interval-ms", &c.throughput_interval, true},
                                       std::tuple{"breaker-open-ms", &o.breaker.open_for, false},
+                                      std::tuple{"breaker-window-ms", &o.breaker.window, false},
                                       std::tuple{"idempotency-retention-ms", &o.idempotency_retention, false},
                                       std::tuple{"ready-interval-ms", &c.ready_interval, true},
                                       std::tuple{"shutdown-timeout-ms", &c.shutdown_timeout, true}})
@@ -180,10 +184,12 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
             return usage_error<app_config>("", std::string("--") + flag + " must be " + (zero_ok ? "at least 0" : "positive"));
     o.retry.max_attempts = vm["max-attempts"].as<int>();
     o.retry.budget_ratio = vm["retry-budget"].as<double>();
-    o.breaker.failure_threshold = vm["breaker-threshold"].as<int>();
+    o.breaker.min_calls = vm[vm.count("breaker-threshold") ? "breaker-threshold" : "breaker-min-calls"].as<int>();
+    o.breaker.failure_rate = vm["breaker-failure-rate"].as<double>();
     if (o.retry.max_attempts < 1 || o.retry.max_attempts > 10) return usage_error<app_config>("", "--max-attempts must be between 1 and 10");
     if (!(o.retry.budget_ratio >= 0 && o.retry.budget_ratio <= 1)) return usage_error<app_config>("", "--retry-budget must be between 0 and 1");
-    if (o.breaker.failure_threshold < 0) return usage_error<app_config>("", "--breaker-threshold must be at least 0");
+    if (o.breaker.min_calls < 0) return usage_error<app_config>("", "--breaker-min-calls must be at least 0");
+    if (!(o.breaker.failure_rate > 0 && o.breaker.failure_rate <= 1)) return usage_error<app_config>("", "--breaker-failure-rate must be in (0, 1]");
     if (vm.count("member-data-journal")) c.member_data.journal = vm["member-data-journal"].as<std::string>();
     c.member_data.journal_fsync = vm["member-data-journal-fsync"].as<bool>();
     if (vm.count("data-dir")) o.outbox.dir = vm["data-dir"].as<std::string>();

@@ -3,7 +3,9 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include "offerd/app/config.hpp"
 #include "offerd/obs/log.hpp"
@@ -72,16 +74,30 @@ void log_failure(const call_context& ctx, std::string_view service, std::string_
 
 bool retryable_status(unsigned s) { return s == 429 || s == 502 || s == 503 || s == 504; }
 
+// What an answered status says about the upstream's health (see call_outcome).
+call_outcome health_of(unsigned status) {
+    if (retryable_status(status)) return call_outcome::unhealthy;
+    if (status >= 500) return call_outcome::request_rejected;  // e.g. a 500 for this input
+    return call_outcome::success;  // it answered; a 4xx means the request was the problem
+}
+
 // One logical call: admission by the breaker, attempts with backoff, mapping of statuses.
 // `also_ok` is a non-200 status the caller handles itself (404 for a history).
+// Breaker protocol (port it as is): every admitted attempt records exactly one outcome; a refusal
+// is answered 503 circuit_open only when no earlier attempt of this call failed, else with that
+// attempt's own failure (504/502): a call never trips the breaker with its retries and then
+// reports the open circuit instead of what it saw.
 asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t worker, const call_context& ctx,
                                        http::verb method, std::string path, std::string body, bool idempotent,
                                        unsigned also_ok = 0, std::string_view idempotency_key = {}) {
     auto& slot = *svc.slots[worker];
     slot.budget.on_request();
+    std::optional<failure> seen;  // this call's last failed attempt
     for (int attempt = 1;; ++attempt) {
-        if (auto wait = svc.breaker.admit()) {
-            const int secs = static_cast<int>((wait->count() + 999) / 1000);
+        const auto ticket = svc.breaker.admit();
+        if (!ticket) {
+            if (seen) co_return std::move(*seen);
+            const int secs = static_cast<int>((ticket.retry_after.count() + 999) / 1000);
             failure f = fail(errc::circuit_open, std::string(svc.name) + " is failing; circuit open", secs);
             log_failure(ctx, svc.name, path, f, attempt);
             svc.calls[outcome_index(errc::circuit_open)].observe_us(0);
@@ -102,19 +118,21 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
         if (!res) {
             f = std::move(res).error();
             if (f.code == errc::deadline_exceeded) {  // nothing was sent: not the upstream's fault
+                svc.breaker.record(ticket, call_outcome::abandoned);
                 f.detail = "request deadline exceeded before calling " + std::string(svc.name);
                 co_return f;
             }
-            if (full_budget || f.code != errc::upstream_timeout) svc.breaker.on_failure();
+            svc.breaker.record(ticket, f.code == errc::upstream_bad_response                     ? call_outcome::request_rejected
+                                       : full_budget || f.code != errc::upstream_timeout ? call_outcome::unhealthy
+                                                                                         : call_outcome::abandoned);
             retry = f.code == errc::upstream_timeout || f.code == errc::upstream_unavailable;
         } else {
             status = res->result_int();
             if (status == 200 || status == also_ok) {
-                svc.breaker.on_success();
+                svc.breaker.record(ticket, call_outcome::success);
                 co_return res;
             }
-            if (status >= 500) svc.breaker.on_failure();
-            else svc.breaker.on_success();  // it answered; the request was the problem
+            svc.breaker.record(ticket, health_of(status));
             f = fail(errc::upstream_bad_status, "answered HTTP " + std::to_string(status));
             f.upstream_status = status;
             retry = retryable_status(status);
@@ -131,6 +149,7 @@ asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t work
         const auto pause = std::chrono::microseconds(std::uniform_int_distribution<std::int64_t>(
             0, std::chrono::duration_cast<std::chrono::microseconds>(cap).count())(slot.jitter));
         if (pause >= ctx.until.remaining()) co_return f;
+        seen = f;
         asio::steady_timer timer(co_await asio::this_coro::executor, pause);
         co_await timer.async_wait(nothrow);
     }
@@ -145,8 +164,15 @@ void write_service_metrics(std::string& out, const upstreams::service& svc, int 
     } else if (part == 1) {
         write_sample(out, "offerd_upstream_connections", service + ",state=\"idle\"", static_cast<double>(svc.pool.idle.load()));
         write_sample(out, "offerd_upstream_connections", service + ",state=\"busy\"", static_cast<double>(svc.pool.busy.load()));
-    } else {
+    } else if (part == 2) {
         write_sample(out, "offerd_circuit_state", service, svc.breaker.state_code());
+    } else {
+        using cb = circuit_breaker;
+        for (auto [from, to] : {std::pair{cb::closed, cb::open}, std::pair{cb::open, cb::half_open},
+                                std::pair{cb::half_open, cb::open}, std::pair{cb::half_open, cb::closed}})
+            write_sample(out, "offerd_circuit_transitions_total",
+                         service + ",from=\"" + cb::name(from) + "\",to=\"" + cb::name(to) + "\"",
+                         static_cast<double>(svc.breaker.transitions(from, to)));
     }
 }
 
@@ -196,6 +222,8 @@ void upstreams::write_metrics(std::string& out) const {
     for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 1);
     write_metric_header(out, "offerd_circuit_state", "gauge", "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.");
     for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 2);
+    write_metric_header(out, "offerd_circuit_transitions_total", "counter", "Circuit breaker transitions per upstream.");
+    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 3);
 }
 
 asio::awaitable<result<done>> upstreams::persist(std::size_t worker, const transaction& t, const call_context& ctx) {

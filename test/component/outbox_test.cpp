@@ -79,7 +79,7 @@ TEST_CASE("writes member-data refuses are seen by later requests and delivered i
     test_app app(all_roles & ~static_cast<std::uint8_t>(role::member_data), [&](app_config& c) {
         c.orchestrator.member_data_url = md.url();
         c.orchestrator.retry.max_attempts = 1;
-        c.orchestrator.breaker.failure_threshold = 0;
+        c.orchestrator.breaker.min_calls = 0;
         c.orchestrator.outbox.retry_min = std::chrono::milliseconds(20);
         c.orchestrator.outbox.retry_max = std::chrono::milliseconds(40);
     });

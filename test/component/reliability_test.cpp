@@ -89,11 +89,11 @@ TEST_CASE("an orchestrator request repeated with its Idempotency-Key is answered
     CHECK(conflict.status == 422);
 }
 
-TEST_CASE("after consecutive failures the circuit opens and requests fail fast with 503 and Retry-After", "[component]") {
+TEST_CASE("once the failure rate opens the circuit, requests fail fast with 503 and Retry-After", "[component]") {
     const auto port = closed_port();
     test_app app(without(role::member_data), [&](app_config& c) {
         c.orchestrator.member_data_url = "http://127.0.0.1:" + std::to_string(port);
-        c.orchestrator.breaker.failure_threshold = 3;
+        c.orchestrator.breaker.min_calls = 3;
         c.orchestrator.breaker.open_for = std::chrono::seconds(30);
         c.orchestrator.retry.max_attempts = 1;
     });

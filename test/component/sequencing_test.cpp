@@ -175,7 +175,8 @@ TEST_CASE("a handed-over history is not counted twice when the write behind it w
         c.orchestrator.member_data_url = md.url();
         c.orchestrator.now = fixed_now_us;
         c.orchestrator.retry.max_attempts = 1;
-        c.orchestrator.breaker.failure_threshold = 1;
+        c.orchestrator.breaker.min_calls = 1;  // any failure opens
+        c.orchestrator.breaker.failure_rate = 0.01;
         c.orchestrator.breaker.open_for = 10s;
     });
     const std::vector<std::pair<std::chrono::milliseconds, std::string>> sends{

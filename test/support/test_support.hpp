@@ -60,13 +60,14 @@ inline http_result get(std::uint16_t port, const std::string& target) { return h
 std::string raw_exchange(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout = 5s);
 
 // A fake upstream: an http_server on port 0 whose every request goes to `fn`, on its own thread.
-// Records the requests it saw and the number of connections accepted.
+// Records the requests it saw and the number of connections accepted. `port` 0: an ephemeral one
+// (another: e.g. closed_port(), to bring a refusing upstream back).
 class fake_upstream {
 public:
     using function = std::function<response(const request&)>;
     using async_function = std::function<asio::awaitable<response>(const request&)>;
-    explicit fake_upstream(function fn, const server_limits& limits = {});
-    explicit fake_upstream(async_function fn, const server_limits& limits = {});
+    explicit fake_upstream(function fn, const server_limits& limits = {}, std::uint16_t port = 0);
+    explicit fake_upstream(async_function fn, const server_limits& limits = {}, std::uint16_t port = 0);
     ~fake_upstream();
     std::uint16_t port() const { return server_->port(); }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }

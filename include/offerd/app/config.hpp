@@ -26,7 +26,7 @@ struct orchestrator_config {
     std::string offer_engine_url;  // empty: this process's offer-engine listener, else http://HOST:8003
     client_limits upstream;        // per-call timeout 2 s, keep-alive pool per worker
     retry_config retry;            // 3 attempts, full-jitter backoff, 10% retry budget
-    breaker_config breaker;        // opens after 5 consecutive failures for 2 s
+    breaker_config breaker;        // opens at >= 50% failed of >= 20 calls in 10 s, for 2 s
     std::chrono::milliseconds idempotency_retention{600'000};  // Idempotency-Key answers kept 10 min
     std::size_t idempotency_capacity = 100'000;                // ... at most this many
     outbox_config outbox;          // where undeliverable persists wait; memory only unless dir is set
