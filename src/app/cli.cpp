@@ -51,6 +51,53 @@ parsed_command<Config> help(const std::string& synopsis, const po::options_descr
 
 std::chrono::milliseconds ms(long v) { return std::chrono::milliseconds(v); }
 
+// --- security flags (README: Security). Values are file paths, never secrets, so --help and
+// errors can show them.
+po::options_description security_options(const security_config& d) {
+    po::options_description o("security (README: Security)");
+    // clang-format off
+    o.add_options()
+        ("api-keys", po::value<std::string>(), "file of `name:sha256-hex[:N/s[:burst]]` lines (offerd hash-key NAME prints one); clients send Authorization: Bearer KEY; re-read on SIGHUP")
+        ("jwt-key", po::value<std::string>(), "JWT verification key: an RS256/ES256 public key in PEM, or a file holding an HS256 secret (32+ bytes)")
+        ("jwt-issuer", po::value<std::string>(), "required JWT `iss`")
+        ("jwt-audience", po::value<std::string>(), "required JWT `aud`")
+        ("jwt-leeway-ms", po::value<long>()->default_value(d.jwt_leeway.count()), "clock skew allowed on JWT exp and nbf")
+        ("metrics-auth", po::value<std::string>()->default_value("auto"), "credential for GET /metrics and /ready: auto (only on a non-loopback --host), on, off")
+        ("service-auth", po::bool_switch(), "member-data, prediction and offer-engine listeners require credentials too (the orchestrator always does when configured)")
+        ("rate-limit", po::value<std::string>(), "per-client token bucket, e.g. 50/s (default: unlimited); beyond it 429 with Retry-After")
+        ("rate-burst", po::value<std::uint32_t>()->default_value(d.rate.burst), "token bucket size (0: the rate per second, at least 1)")
+        ("insecure-allow-unauthenticated", po::bool_switch(), "start even when a non-loopback --host leaves a listener without authentication")
+        ("member-data-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to member-data as a Bearer token")
+        ("prediction-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to prediction")
+        ("offer-engine-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to offer-engine");
+    // clang-format on
+    return o;
+}
+
+// Fills cfg from the flags; a usage error's text, or "" when they are valid.
+std::string read_security_options(const po::variables_map& vm, security_config& cfg) {
+    for (auto [flag, dst] : {std::pair{"api-keys", &cfg.api_keys_file}, std::pair{"jwt-key", &cfg.jwt_key_file},
+                             std::pair{"jwt-issuer", &cfg.jwt_issuer}, std::pair{"jwt-audience", &cfg.jwt_audience},
+                             std::pair{"member-data-key-file", &cfg.member_data_key_file},
+                             std::pair{"prediction-key-file", &cfg.prediction_key_file},
+                             std::pair{"offer-engine-key-file", &cfg.offer_engine_key_file}})
+        if (vm.count(flag)) *dst = vm[flag].as<std::string>();
+    cfg.jwt_leeway = ms(vm["jwt-leeway-ms"].as<long>());
+    const std::string m = vm["metrics-auth"].as<std::string>();
+    if (m != "auto" && m != "on" && m != "off") return "--metrics-auth must be auto, on or off";
+    cfg.metrics = m == "on" ? metrics_auth::on : m == "off" ? metrics_auth::off : metrics_auth::automatic;
+    cfg.service_auth = vm["service-auth"].as<bool>();
+    cfg.insecure_allow_unauthenticated = vm["insecure-allow-unauthenticated"].as<bool>();
+    if (vm.count("rate-limit")) {
+        auto r = parse_rate(vm["rate-limit"].as<std::string>());
+        if (!r) return "--rate-limit: " + r.error().detail;
+        cfg.rate.per_second = *r;
+    }
+    cfg.rate.burst = vm["rate-burst"].as<std::uint32_t>();
+    if (auto v = validate(cfg); !v) return v.error().detail;
+    return {};
+}
+
 }  // namespace
 
 std::string top_level_help() {
@@ -116,6 +163,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("ready-interval-ms", po::value<long>()->default_value(d.ready_interval.count()), "upstream health probe period behind GET /ready (0: off, /ready answers 503)")
         ("shutdown-timeout-ms", po::value<long>()->default_value(d.shutdown_timeout.count()), "drain budget on SIGINT/SIGTERM");
     // clang-format on
+    desc.add(security_options(d.security));
     po::variables_map vm;
     try {
         vm = parse(desc, args, env);
@@ -201,6 +249,10 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();
     if (o.max_in_flight == 0 || c.limits.max_connections == 0)
         return usage_error<app_config>("", "--max-in-flight and --max-connections must be at least 1");
+    if (auto bad = read_security_options(vm, c.security); !bad.empty()) return usage_error<app_config>("", bad);
+    if (auto why = unauthenticated_exposure(c.security, c.host, c.has(role::orchestrator), (c.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
+        !why.empty())
+        return {std::nullopt, "offerd: " + why, 2};
     return {c, {}, 0};
 }
 

@@ -14,6 +14,7 @@
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
+#include "offerd/security/guard.hpp"
 #include "offerd/services/member_store.hpp"
 #include "offerd/services/services.hpp"
 
@@ -43,6 +44,8 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         worker_ptrs_.push_back(workers_.back().get());
     }
     affinity_ = std::make_unique<loopback_affinity>();
+    security_ = std::make_shared<security_gate>(cfg_.security, cfg_.host, cfg_.has(role::orchestrator),
+                                                (cfg_.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
     metrics_ = std::make_shared<metrics_registry>();
     metrics_->add([](std::string& out) {
         write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
@@ -60,6 +63,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
             co_return res;
         });
+        security_->protect(*routes, to_string(r), r == role::orchestrator);
         routers.emplace_back(to_string(r), routes);
         servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
                                                           cfg_.limits, log_, affinity_.get());
@@ -72,11 +76,15 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     if (cfg_.has(role::offer_engine)) listen(role::offer_engine, cfg_.offer_engine_port, make_offer_engine_router());
     if (cfg_.has(role::orchestrator)) {
         const auto local = [&](role r, std::uint16_t fallback) { return port(r) ? port(r) : fallback; };
-        const orchestrator_urls urls{
+        orchestrator_urls urls{
             upstream_url(cfg_.orchestrator.member_data_url, "--member-data-url", cfg_.host, local(role::member_data, 8001)),
             upstream_url(cfg_.orchestrator.prediction_url, "--prediction-url", cfg_.host, local(role::prediction, 8002)),
             upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003)),
         };
+        const security_config& sec = cfg_.security;
+        urls.member_data.authorization = upstream_authorization(sec.member_data_key_file, "--member-data-key-file");
+        urls.prediction.authorization = upstream_authorization(sec.prediction_key_file, "--prediction-key-file");
+        urls.offer_engine.authorization = upstream_authorization(sec.offer_engine_key_file, "--offer-engine-key-file");
         orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_, affinity_.get());
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }
@@ -84,6 +92,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         for (const auto& [name, r] : routers) r->write_request_counts(out, name);
     });
     if (orchestrator_) metrics_->add([o = orchestrator_.get()](std::string& out) { o->write_metrics(out); });
+    if (security_->enabled()) metrics_->add([s = security_](std::string& out) { s->write_metrics(out); });
     if (store_)
         metrics_->add([s = store_](std::string& out) {
             write_metric_header(out, "offerd_member_data_transactions", "gauge", "Transactions held by member-data.");
@@ -94,6 +103,8 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
 }
 
 runtime::~runtime() { shutdown(); }
+
+result<std::size_t> runtime::reload_keys() { return security_->reload_keys(); }
 
 std::uint16_t runtime::port(role r) const {
     const auto& s = servers_[slot(r)];

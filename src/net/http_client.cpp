@@ -129,6 +129,7 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
     if (!opts.request_id.empty()) req.set(request_id_header, opts.request_id);
     if (!opts.idempotency_key.empty()) req.set("Idempotency-Key", opts.idempotency_key);
     if (!opts.traceparent.empty()) req.set("traceparent", opts.traceparent);
+    if (!target_.authorization.empty()) req.set(http::field::authorization, target_.authorization);
     req.body() = std::move(body);
     req.prepare_payload();
     std::string wire;

@@ -49,6 +49,11 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
     }
     std::string what;
     try {
+        if (guard)
+            if (auto denied = guard(ctx)) {
+                count(*match->counts, denied->result_int());
+                co_return std::move(*denied);
+            }
         response res = co_await match->h(ctx);
         count(*match->counts, res.result_int());
         co_return res;

@@ -12,6 +12,7 @@
 #include "offerd/obs/log.hpp"
 #include "offerd/orchestrator/outbox.hpp"
 #include "offerd/orchestrator/resilience.hpp"
+#include "offerd/security/security_config.hpp"
 #include "offerd/services/services.hpp"
 
 namespace offerd {
@@ -53,6 +54,7 @@ struct app_config {
     std::chrono::milliseconds throughput_interval{10'000};  // 0 disables the throughput event
     std::chrono::milliseconds ready_interval{1'000};        // upstream health probe period for GET /ready (0: off)
     std::chrono::milliseconds shutdown_timeout{10'000};     // drain budget on SIGINT/SIGTERM
+    security_config security;  // authentication, rate limits, upstream credentials (README: Security)
 
     bool has(role r) const noexcept { return (roles & static_cast<std::uint8_t>(r)) != 0; }
 };

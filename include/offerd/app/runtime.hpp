@@ -19,6 +19,7 @@ class loopback_affinity;
 class member_store;
 class metrics_registry;
 class orchestrator_service;
+class security_gate;
 
 class runtime {
 public:
@@ -41,6 +42,9 @@ public:
     // The member-data store when that role runs here (tests inspect it), else nullptr.
     member_store* store() const noexcept { return store_.get(); }
     std::size_t workers() const noexcept { return workers_.size(); }
+    // Re-reads the API keys file (SIGHUP): on success the number of clients, else why not (the
+    // keys in use stay). Thread-safe.
+    result<std::size_t> reload_keys();
 
 private:
     void start_throughput_reporter();
@@ -56,6 +60,7 @@ private:
     std::unique_ptr<orchestrator_service> orchestrator_;
     std::unique_ptr<http_server> servers_[4];  // indexed by role bit position
     std::shared_ptr<metrics_registry> metrics_;
+    std::shared_ptr<security_gate> security_;  // guards every listener's router
     struct reporter;
     std::shared_ptr<reporter> reporter_;
     bool started_ = false;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,7 @@ struct request_context {
     std::string request_id;  // echoed from X-Request-ID or generated
     trace_context trace;     // from traceparent, or a new trace
     std::size_t worker = 0;  // index of the io_context (thread) serving this connection
+    std::string client{};    // the authenticated caller's name, set by the router's guard; empty: none
 };
 
 using handler = std::function<asio::awaitable<response>(request_context&)>;
@@ -34,6 +36,10 @@ public:
     asio::awaitable<response> dispatch(request_context& ctx) const;
 
     std::function<void(const request_context&, std::string_view what)> on_error;
+
+    // Runs before a matched route's handler (set before the listener starts): a response from it
+    // (401, 429) is answered instead of calling the handler. See security/guard.hpp.
+    std::function<std::optional<response>(request_context&)> guard;
 
     // Appends offerd_http_requests_total samples (per route, method and status) for this
     // router under the given listener label. Counting is a relaxed atomic increment.
