@@ -1,4 +1,4 @@
-// offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM. Glue only.
+// offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM (SIGHUP: reload keys). Glue only.
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -15,6 +15,7 @@
 #include "offerd/app/scheduling.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/report/report.hpp"
+#include "offerd/security/api_keys.hpp"
 
 namespace {
 
@@ -31,6 +32,7 @@ int serve(const std::vector<std::string>& args) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);  // reloads the API keys file instead of ending the process
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     try {
@@ -41,7 +43,15 @@ int serve(const std::vector<std::string>& args) {
             if (rt.port(r)) std::cout << "offerd: " << offerd::to_string(r) << " listening on " << rt.base_url(r) << '\n';
         std::cout.flush();
         int sig = 0;
-        sigwait(&stop_signals, &sig);
+        while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+            if (auto n = rt.reload_keys()) {
+                offerd::log_event(log, offerd::log_level::info, "keys_reloaded").with("clients", static_cast<std::uint64_t>(*n));
+                std::cout << "offerd: SIGHUP: keys reloaded (" << *n << " clients)" << std::endl;
+            } else {
+                offerd::log_event(log, offerd::log_level::error, "keys_reload_failed").with("error", n.error().detail);
+                std::cout << "offerd: SIGHUP: keys not reloaded, the previous ones stay: " << n.error().detail << std::endl;
+            }
+        }
         std::cout << "offerd: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " received, draining" << std::endl;
         // The drain itself is bounded by --shutdown-timeout-ms; operations still running after it
         // end within their own timeouts. Should that take as long again, stop waiting: the
@@ -64,6 +74,26 @@ int serve(const std::vector<std::string>& args) {
         std::cerr << "offerd: " << e.what() << '\n';
         return 1;
     }
+}
+
+// offerd hash-key NAME: reads a key from stdin (its first line) and prints its keys-file line.
+int hash_key(const std::vector<std::string>& args) {
+    if (args.size() != 1 || args[0] == "--help" || args[0] == "-h") {
+        (args.size() == 1 ? std::cout : std::cerr)
+            << "Usage: offerd hash-key NAME < key\n\nReads a key (its first line) from stdin and prints the --api-keys line\n"
+               "`NAME:sha256-hex` for it; append `:N/s[:burst]` for a per-client rate limit.\n";
+        return args.size() == 1 ? 0 : 2;
+    }
+    std::string key;
+    std::getline(std::cin, key);
+    if (!key.empty() && key.back() == '\r') key.pop_back();
+    auto line = offerd::key_file_line(args[0], key);
+    if (!line) {
+        std::cerr << "offerd hash-key: " << line.error().detail << '\n';
+        return 2;
+    }
+    std::cout << *line << '\n';
+    return 0;
 }
 
 int stream(const std::vector<std::string>& args) {
@@ -142,7 +172,8 @@ int report(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     const std::string command = args.empty() ? "" : args.front();
-    if (command == "stream" || command == "generate" || command == "serve" || command == "report") args.erase(args.begin());
+    if (command == "stream" || command == "generate" || command == "serve" || command == "report" || command == "hash-key") args.erase(args.begin());
+    if (command == "hash-key") return hash_key(args);
     if (command == "stream") return stream(args);
     if (command == "report") return report(args);
     if (command == "generate") return generate(args);
@@ -152,7 +183,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!command.empty() && command != "serve" && command.front() != '-') {
-        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream, generate or report; see offerd --help)\n";
+        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream, generate, report or hash-key; see offerd --help)\n";
         return 2;
     }
     return serve(args);

@@ -107,6 +107,7 @@ std::string top_level_help() {
            "  offerd stream [--csv FILE] [--target URL] replay a CSV against the orchestrator\n"
            "  offerd generate [--rows N] [--seed S]     write a deterministic realistic CSV\n"
            "  offerd report LOG.jsonl [--html FILE]     summarize a log: statuses, offers, latency, throughput\n"
+           "  offerd hash-key NAME < key                print the --api-keys line for a key read from stdin\n"
            "  offerd <command> --help                   options of a command\n\n"
            "Roles and default ports: orchestrator 8000, member-data 8001, prediction 8002, offer-engine 8003.\n"
            "Example:\n"
@@ -172,7 +173,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     }
     if (vm.count("help"))
         return help<app_config>("Usage: offerd [serve] [options]", desc,
-                                "\nOn SIGINT/SIGTERM offerd stops accepting, drains in-flight requests and exits 0.\n");
+                                "\nOn SIGINT/SIGTERM offerd stops accepting, drains in-flight requests and exits 0.\n"
+                                "On SIGHUP it re-reads the --api-keys file and goes on (a bad file keeps the keys in use).\n");
     app_config c;
     if (vm.count("role")) {
         std::string joined;

@@ -127,6 +127,10 @@ int child_process::stop(int sig, std::chrono::milliseconds limit) {
     return code;
 }
 
+void child_process::signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);
+}
+
 std::string child_process::err() const { return slurp(err_path_); }
 
 }  // namespace offerd::test

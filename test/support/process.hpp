@@ -31,6 +31,8 @@ public:
     std::optional<std::string> read_line(std::chrono::milliseconds limit);
     // Sends sig and waits up to `limit`; the exit code, or -1 when it had to be killed.
     int stop(int sig, std::chrono::milliseconds limit);
+    // Sends sig without waiting.
+    void signal(int sig) const;
     std::string err() const;
 
 private:
