@@ -272,7 +272,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("timeout-ms", po::value<long>()->default_value(d.timeout.count()), "per-request timeout")
         ("retries", po::value<int>()->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)")
         ("realtime-priority", po::value<int>()->default_value(d.realtime_priority),
-         "run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), like the server's workers: beside a real-time offerd on the same machine an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0: ordinary scheduling");
+         "run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), like the server's workers: beside a real-time offerd on the same machine an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0: ordinary scheduling")
+        ("key-file", po::value<std::string>(), "file holding the API key (or JWT) sent as Authorization: Bearer (README: Security)");
     // clang-format on
     po::variables_map vm;
     try {
@@ -303,6 +304,7 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     c.realtime_priority = vm["realtime-priority"].as<int>();
     if (c.realtime_priority < 0 || c.realtime_priority > 99)
         return usage_error<stream_config>("stream", "--realtime-priority must be 0 (ordinary scheduling) or 1 to 99");
+    if (vm.count("key-file")) c.key_file = vm["key-file"].as<std::string>();
     return {c, {}, 0};
 }
 

@@ -22,6 +22,7 @@
 #include "offerd/domain/csv.hpp"
 #include "offerd/domain/latency_histogram.hpp"
 #include "offerd/net/http_client.hpp"
+#include "offerd/security/api_keys.hpp"
 
 namespace offerd {
 
@@ -196,6 +197,12 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
                                   const progress_options& progress) {
     auto target = parse_url(cfg.target);
     if (!target) return fail(errc::invalid_field, "--target: " + target.error().detail);
+    if (!cfg.key_file.empty()) {
+        auto key = read_secret_file(cfg.key_file);
+        if (!key || !parse_bearer("Bearer " + *key))
+            return fail(errc::invalid_field, "--key-file: '" + cfg.key_file + "' does not hold one Bearer token");
+        target->authorization = "Bearer " + *key;
+    }
     if (cfg.concurrency == 0) return fail(errc::invalid_field, "--concurrency must be at least 1");
     std::ifstream file(cfg.csv, std::ios::binary);
     if (!file) return fail(errc::invalid_field, "cannot open CSV file '" + cfg.csv + "'");

@@ -68,6 +68,31 @@ TEST_CASE("SIGHUP reloads the keys file: a revoked key gets 401 and offerd keeps
     std::remove(keys.c_str());
 }
 
+TEST_CASE("offerd stream sends its --key-file credential", "[e2e]") {
+    const std::string keys = write_temp_file("e2e-keys", *key_file_line("streamer", alice_key) + "\n");
+    const std::string key_path = write_temp_file("e2e-key", alice_key + "\n");
+    const std::string csv = temp_path("e2e-csv");
+    REQUIRE(run_process({binary, "generate", "--rows", "30", "--seed", "7", "--malformed-share", "0", "-o", csv}, std::chrono::seconds(10)).exit_code == 0);
+    child_process child({binary, "--role", "all", "--orchestrator-port", "0", "--member-data-port", "0", "--prediction-port", "0",
+                         "--offer-engine-port", "0", "--log-level", "warn", "--threads", "2", "--api-keys", keys});
+    std::string target;
+    for (int seen = 0; seen < 4;) {
+        auto line = child.read_line(std::chrono::seconds(10));
+        REQUIRE(line);
+        if (line->find(" listening on ") == std::string::npos) continue;
+        ++seen;
+        if (line->starts_with("offerd: orchestrator ")) target = line->substr(line->rfind(' ') + 1);
+    }
+    const auto without = run_process({binary, "stream", "--csv", csv, "--target", target, "--quiet", "--retries", "0"}, std::chrono::seconds(30));
+    CHECK(without.exit_code == 1);
+    const auto with = run_process({binary, "stream", "--csv", csv, "--target", target, "--quiet", "--key-file", key_path}, std::chrono::seconds(30));
+    CHECK(with.exit_code == 0);
+    CHECK(with.out.find("ok=30") != std::string::npos);
+    CHECK(with.out.find(alice_key) == std::string::npos);
+    CHECK(child.stop(SIGTERM, std::chrono::seconds(20)) == 0);
+    for (const auto& p : {keys, key_path, csv}) std::remove(p.c_str());
+}
+
 TEST_CASE("offerd hash-key prints the keys-file line for a key on stdin", "[e2e]") {
     const std::string key_path = write_temp_file("e2e-key", alice_key + "\n");
     const auto r = run_process({"/bin/sh", "-c", "'" + binary + "' hash-key alice < '" + key_path + "'"}, std::chrono::seconds(10));

@@ -23,6 +23,7 @@ struct stream_config {
     int retries = 3;                               // extra attempts after a timeout, 429 or 5xx
     std::chrono::milliseconds backoff{100};        // first retry pause; doubles each time (full jitter)
     int realtime_priority = 1;                     // `offerd stream` runs its thread SCHED_FIFO when permitted (0: never), before run_stream
+    std::string key_file;                          // credential sent as Authorization: Bearer (empty: none)
 };
 
 struct stream_summary {
