@@ -126,7 +126,7 @@ result<key_set> parse_key_file(std::string_view text) {
             if (fields.size() == 4) {
                 unsigned long b = 0;
                 std::istringstream in{std::string(fields[3])};
-                if (!(in >> b) || !in.eof() || b == 0 || b > 1'000'000'000) return bad("the burst must be 1 to 1000000000");
+                if (!(in >> b) || !in.eof() || b == 0 || b > 1'000'000) return bad("the burst must be 1 to 1000000");
                 lim.burst = static_cast<std::uint32_t>(b);
             }
             c.limit = lim;

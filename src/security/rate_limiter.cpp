@@ -15,7 +15,9 @@ std::chrono::seconds ceil_seconds(std::chrono::nanoseconds d) {
 
 rate_decision rate_limiter::acquire(std::string_view client, const rate_limit& limit, clock::time_point now) {
     if (limit.unlimited()) return {};
-    const std::uint32_t burst = effective_burst(limit);
+    // validate() and parse_rate() keep rates in [0.001, 1e6]/s and bursts <= 1e6: interval x
+    // burst stays below 1e18 ns.
+    const std::uint32_t burst = std::min<std::uint32_t>(effective_burst(limit), 1'000'000);
     // One request's worth of time, and the most a bucket may be ahead of `now` and still admit.
     const auto interval = std::chrono::nanoseconds(std::max<std::int64_t>(1, std::llround(1e9 / limit.per_second)));
     const auto tolerance = interval * static_cast<std::int64_t>(burst - 1);

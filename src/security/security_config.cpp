@@ -35,21 +35,24 @@ result<double> parse_rate(std::string_view text) {
     if (n.ends_with("/s")) n.remove_suffix(2);
     double v = 0;
     const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
-    if (n.empty() || ec != std::errc{} || end != n.data() + n.size() || !std::isfinite(v) || v <= 0)
-        return fail(errc::invalid_field, "'" + std::string(text) + "' is not a rate (expected N/s with N > 0, e.g. 50/s)");
+    if (n.empty() || ec != std::errc{} || end != n.data() + n.size() || !std::isfinite(v) || v < 0.001 || v > 1e6)
+        return fail(errc::invalid_field, "'" + std::string(text) + "' is not a rate (expected N/s with 0.001 <= N <= 1000000, e.g. 50/s)");
     return v;
 }
 
 std::uint32_t effective_burst(const rate_limit& r) noexcept {
     if (r.burst > 0) return r.burst;
-    return r.per_second >= 1 ? static_cast<std::uint32_t>(std::ceil(std::min(r.per_second, 1e9))) : 1u;
+    return r.per_second >= 1 ? static_cast<std::uint32_t>(std::ceil(std::min(r.per_second, 1e6))) : 1u;
 }
 
 result<std::monostate> validate(const security_config& cfg) {
     const auto bad = [](std::string what) { return fail(errc::invalid_field, std::move(what)); };
     if (cfg.jwt_leeway.count() < 0 || cfg.jwt_leeway > std::chrono::minutes(10))
         return bad("--jwt-leeway-ms must be between 0 and 600000");
-    if (cfg.rate.per_second < 0 || cfg.rate.per_second > 1e9) return bad("--rate-limit must be between 0 and 1e9 per second");
+    // The bounds keep the limiter's nanosecond arithmetic (interval x burst) far from overflow.
+    if (!cfg.rate.unlimited() && (cfg.rate.per_second < 0.001 || cfg.rate.per_second > 1e6))
+        return bad("--rate-limit must be between 0.001/s and 1000000/s");
+    if (cfg.rate.burst > 1'000'000) return bad("--rate-burst must be at most 1000000");
     if (cfg.rate.burst > 0 && cfg.rate.unlimited()) return bad("--rate-burst needs --rate-limit");
     const bool creds = cfg.enabled();
     if (!cfg.rate.unlimited() && !creds) return bad("--rate-limit is per client: it needs --api-keys or --jwt-key");

@@ -258,7 +258,7 @@ TEST_CASE("Rates parse as N/s", "[unit]") {
     CHECK(*parse_rate("50/s") == 50);
     CHECK(*parse_rate("0.5/s") == 0.5);
     CHECK(*parse_rate("7") == 7);
-    for (const char* bad : {"", "/s", "0/s", "-1/s", "5/m", "x/s", "nan/s", "inf"}) CHECK_FALSE(parse_rate(bad));
+    for (const char* bad : {"", "/s", "0/s", "-1/s", "5/m", "x/s", "nan/s", "inf", "0.0001/s", "2000000/s"}) CHECK_FALSE(parse_rate(bad));
 }
 
 TEST_CASE("Only loopback addresses count as loopback", "[unit]") {

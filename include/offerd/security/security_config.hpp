@@ -50,7 +50,7 @@ std::string unauthenticated_exposure(const security_config& cfg, std::string_vie
 // 127.0.0.0/8, ::1 and localhost. Anything else (0.0.0.0, a name, an interface address) is not.
 bool is_loopback_host(std::string_view host) noexcept;
 
-// "N/s" or "N" (tokens per second, N > 0, decimals allowed). Fails naming the problem.
+// "N/s" or "N" (tokens per second, 0.001 to 1000000, decimals allowed). Fails naming the problem.
 result<double> parse_rate(std::string_view text);
 
 // The burst a limit really has (see rate_limit::burst).
