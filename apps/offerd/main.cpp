@@ -114,7 +114,7 @@ int stream(const std::vector<std::string>& args) {
         return 2;
     }
     std::cout << offerd::format_summary(*summary) << std::endl;
-    return summary->failed == 0 && !summary->csv_truncated ? 0 : 1;
+    return offerd::stream_exit_status(*summary);
 }
 
 int generate(const std::vector<std::string>& args) {

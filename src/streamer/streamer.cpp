@@ -14,6 +14,7 @@
 #include <random>
 #include <ostream>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -74,12 +75,17 @@ struct stream_state {
     std::size_t next_to_print = 0;
     std::size_t in_flight = 0;
     std::unordered_set<std::string> busy;
+    // Members with a row that failed for good: their later rows are held back. Value: that row's
+    // line and a short reason.
+    std::unordered_map<std::string, std::pair<std::size_t, std::string>> failed_members;
     asio::steady_timer wake;
     latency_histogram latency;
     stream_summary summary;
     std::string key_prefix;
     std::minstd_rand jitter{std::random_device{}()};
     asio::steady_timer progress_timer;  // cancelled when the last row is answered
+
+    std::uint64_t finished() const { return summary.ok + summary.failed + summary.held; }
 
     void flush_printed() {
         while (next_to_print < results.size() && results[next_to_print].done) {
@@ -116,21 +122,38 @@ asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     out.done = true;
     const std::string where = "line " + std::to_string(r.line) + " (memberId " + r.member_id + "): ";
     ++s.summary.statuses[res ? res->result_int() : 0u];
+    std::string reason;
     if (!res) {
-        out.text = where + "failed: " + res.error().detail;
+        reason = res.error().detail;
+        out.text = where + "failed: " + reason;
     } else if (res->result() != http::status::ok) {
-        out.text = where + "failed: HTTP " + std::to_string(res->result_int()) + " " + res->body();
+        reason = "HTTP " + std::to_string(res->result_int());
+        out.text = where + "failed: " + reason + " " + res->body();
     } else {
         out.ok = true;
         if (auto offer = decode_offer(res->body())) ++s.summary.offers[*offer];
         out.text = std::move(res->body());
     }
     ++(out.ok ? s.summary.ok : s.summary.failed);
-    if (s.summary.ok + s.summary.failed == s.rows.size()) s.progress_timer.cancel();
+    if (!out.ok) s.failed_members.emplace(r.member_id, std::pair{r.line, std::move(reason)});
+    if (s.finished() == s.rows.size()) s.progress_timer.cancel();
     --s.in_flight;
     s.busy.erase(r.member_id);
     s.flush_printed();
     s.wake.cancel();
+}
+
+// A later row of a member whose earlier row failed for good is not sent: sending it would store
+// it before the failed one, which a rerun then appends after it.
+void hold_back(stream_state& s, std::size_t i, const std::pair<std::size_t, std::string>& behind) {
+    const row& r = s.rows[i];
+    row_result& out = s.results[i];
+    out.done = true;
+    out.text = "line " + std::to_string(r.line) + " (memberId " + r.member_id + "): not sent: held back behind line " +
+               std::to_string(behind.first) + " which failed (" + behind.second + ")";
+    ++s.summary.held;
+    if (s.finished() == s.rows.size()) s.progress_timer.cancel();
+    s.flush_printed();
 }
 
 asio::awaitable<void> dispatch(stream_state& s) {
@@ -139,6 +162,10 @@ asio::awaitable<void> dispatch(stream_state& s) {
         while (s.in_flight >= s.cfg.concurrency || s.busy.contains(s.rows[i].member_id)) {
             s.wake.expires_at(std::chrono::steady_clock::time_point::max());
             co_await s.wake.async_wait(nothrow);
+        }
+        if (auto f = s.failed_members.find(s.rows[i].member_id); f != s.failed_members.end()) {
+            hold_back(s, i, f->second);
+            continue;
         }
         ++s.in_flight;
         ++s.summary.sent;
@@ -155,14 +182,15 @@ asio::awaitable<void> report_progress(stream_state& s, progress_options opt) {
     for (;;) {
         timer.expires_after(opt.every);
         auto [ec] = co_await timer.async_wait(nothrow);
-        const std::uint64_t done = s.summary.ok + s.summary.failed;
+        const std::uint64_t done = s.finished();
         if (ec && !opt.terminal) co_return;  // finished: the summary follows
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
         const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
         char line[160];
-        std::snprintf(line, sizeof line, "progress: %llu/%zu rows, %.0f rows/s, eta %.1f s, %llu failed",
-                      static_cast<unsigned long long>(done), total, rate, eta, static_cast<unsigned long long>(s.summary.failed));
+        std::snprintf(line, sizeof line, "progress: %llu/%zu rows, %.0f rows/s, eta %.1f s, %llu failed, %llu held",
+                      static_cast<unsigned long long>(done), total, rate, eta, static_cast<unsigned long long>(s.summary.failed),
+                      static_cast<unsigned long long>(s.summary.held));
         if (opt.terminal) s.err << '\r' << line << "\x1b[K" << std::flush;
         else s.err << line << '\n';
         if (done >= total) {
@@ -254,6 +282,8 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
     return s.summary;
 }
 
+int stream_exit_status(const stream_summary& s) noexcept { return s.failed == 0 && s.held == 0 && !s.csv_truncated ? 0 : 1; }
+
 std::string format_summary(const stream_summary& s) {
     std::ostringstream o;
     o << "statuses:";
@@ -269,7 +299,7 @@ std::string format_summary(const stream_summary& s) {
     o.precision(3);
     const double rate = s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0;
     o << "summary: rows_read=" << s.rows_read << " sent=" << s.sent << " ok=" << s.ok << " skipped=" << s.skipped
-      << " failed=" << s.failed << " retried=" << s.retried << " elapsed_s=" << s.elapsed_s;
+      << " failed=" << s.failed << " held=" << s.held << " retried=" << s.retried << " elapsed_s=" << s.elapsed_s;
     o.precision(1);
     o << " rows_per_s=" << rate;
     o.precision(3);

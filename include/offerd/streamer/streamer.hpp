@@ -31,7 +31,8 @@ struct stream_summary {
     std::uint64_t sent = 0;
     std::uint64_t ok = 0;
     std::uint64_t skipped = 0;    // malformed rows, never sent
-    std::uint64_t failed = 0;     // sent but not answered 200
+    std::uint64_t failed = 0;     // sent but not answered 200 (after the retries)
+    std::uint64_t held = 0;       // not sent: an earlier row of the same member failed
     std::uint64_t retried = 0;    // extra attempts made
     double elapsed_s = 0;
     double p50_ms = 0, p99_ms = 0;
@@ -48,11 +49,17 @@ struct progress_options {
 };
 
 // Prints each answer (unless quiet) to out, in CSV order; skipped rows and failures to err,
-// one line each naming the line number and memberId. Fails (errc::invalid_field) when the
-// file cannot be read or has no usable header, and (errc::upstream_unavailable) when the
-// target is unreachable before the first row; per-row failures are counted, not returned.
+// one line each naming the line number and memberId. A row that fails for good holds back every
+// later row of its member (reported on err as not sent, counted as held), so a rerun of the same
+// file, whose rows carry the same Idempotency-Keys, sends them in CSV order after it; other
+// members go on. Fails (errc::invalid_field) when the file cannot be read or has no usable
+// header, and (errc::upstream_unavailable) when the target is unreachable before the first row;
+// per-row failures are counted, not returned.
 result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err,
                                   const progress_options& progress = {});
+
+// The exit status of a finished stream: 0 when every valid row was answered 200, else 1.
+int stream_exit_status(const stream_summary& s) noexcept;
 
 // The closing block: a `statuses:` line, an `offers:` line, then the one-line `summary:` last.
 std::string format_summary(const stream_summary& s);
