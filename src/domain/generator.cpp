@@ -1,6 +1,7 @@
 // CSV generator: splitmix64 PRNG and hand-written distributions so output is reproducible everywhere.
 #include "offerd/domain/generator.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -49,14 +50,15 @@ std::string timestamp_text(micros t, bool rfc3339) {
 
 void generate_csv(std::ostream& out, const generator_options& opt) {
     rng r(opt.seed);
-    const std::uint64_t members = opt.members ? opt.members : std::max<std::uint64_t>(1, opt.rows / 5);
+    const std::uint64_t rows = std::min(opt.rows, generator_options::max_rows);
+    const std::uint64_t members = std::min(opt.members ? opt.members : std::max<std::uint64_t>(1, rows / 5), generator_options::max_members);
     micros clock = days_from_civil(2024, 1, 1) * micros_per_day;
     const micros span = 365 * micros_per_day;
-    const micros step = std::max<micros>(micros_per_second, span / static_cast<micros>(std::max<std::uint64_t>(1, opt.rows)));
+    const micros step = std::max<micros>(micros_per_second, span / static_cast<micros>(std::max<std::uint64_t>(1, rows)));
 
     std::vector<micros> last_ts(members + 1, 0);
     out << "memberId,lastTransactionUtcTs,lastTransactionType,lastTransactionPointsBought,lastTransactionRevenueUSD\n";
-    for (std::uint64_t i = 0; i < opt.rows; ++i) {
+    for (std::uint64_t i = 0; i < rows; ++i) {
         // Skewed popularity: squaring a uniform favours low member numbers.
         const double u = r.uniform();
         const auto member = static_cast<std::uint64_t>(u * u * static_cast<double>(members));

@@ -1,0 +1,101 @@
+// The binary's command line on ordinary mistakes: bad values are one line and exit 2, never a
+// crash or a silent substitute; `offerd stream` against an in-test orchestrator.
+#include <signal.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "process.hpp"
+#include "test_support.hpp"
+
+using namespace offerd;
+using namespace offerd::test;
+
+namespace {
+
+const std::string binary = OFFERD_BINARY;
+
+// An orchestrator stand-in answering every row 200 (served on /member_data, which fake_upstream routes).
+struct fake_target {
+    fake_upstream server{[](const request& r) {
+        if (r.method() == http::verb::get) return json_response(http::status::ok, R"({"status":"ok"})");
+        return json_response(http::status::ok, R"({"memberId":"x","offer":"35% Bonus"})");
+    }};
+    std::size_t posts() const {
+        const auto seen = server.requests();
+        return static_cast<std::size_t>(std::count_if(seen.begin(), seen.end(), [](const request& r) { return r.method() == http::verb::post; }));
+    }
+};
+
+std::vector<std::string> stream_argv(const fake_target& t, std::vector<std::string> extra) {
+    std::vector<std::string> argv{binary, "stream", "--target", t.server.url(), "--path", "/member_data", "--quiet"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+}
+
+std::string generated_csv(int rows) {
+    const std::string csv = temp_path("cli-csv");
+    REQUIRE(run_process({binary, "generate", "--rows", std::to_string(rows), "--malformed-share", "0", "-o", csv}, std::chrono::seconds(10))
+                .exit_code == 0);
+    return csv;
+}
+
+std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST_CASE("generate refuses negative rows and members with one line and exit 2 instead of crashing", "[e2e]") {
+    for (const auto& [flag, value] : {std::pair{"--rows", "-5"}, std::pair{"--members", "-1"}}) {
+        auto r = run_process({binary, "generate", flag, value}, std::chrono::seconds(10));
+        INFO(flag << " " << value << ": " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(std::string(flag) + ": must be 0..") != std::string::npos);
+        CHECK(lines(r.err) == 1);
+        CHECK(r.out.empty());
+    }
+}
+
+TEST_CASE("generate refuses a stray argument", "[e2e]") {
+    auto r = run_process({binary, "generate", "--rows", "5", "extra.csv"}, std::chrono::seconds(10));
+    CHECK(r.exit_code == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("a negative port or pool size is refused with its range instead of wrapping", "[e2e]") {
+    auto port = run_process({binary, "--orchestrator-port", "-1"}, std::chrono::seconds(10));
+    CHECK(port.exit_code == 2);
+    CHECK(port.err.find("offerd: --orchestrator-port: must be 0..65535, got -1") == 0);
+    auto pool = run_process({binary, "--role", "prediction", "--prediction-port", "0", "--pool-size", "-1"}, std::chrono::seconds(10));
+    CHECK(pool.exit_code == 2);
+    CHECK(pool.err.find("--pool-size: must be 0..100000, got -1") != std::string::npos);
+    CHECK(lines(pool.err) == 1);
+}
+
+TEST_CASE("an OFFERD_ value out of range names the variable", "[e2e]") {
+    setenv("OFFERD_THREADS", "-3", 1);
+    auto r = run_process({binary, "--role", "prediction", "--prediction-port", "0"}, std::chrono::seconds(10));
+    unsetenv("OFFERD_THREADS");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("OFFERD_THREADS: must be 0..256, got -3") != std::string::npos);
+}
+
+TEST_CASE("stream uses the CSV given as its positional argument", "[e2e]") {
+    fake_target target;
+    const std::string csv = generated_csv(7);
+    auto r = run_process(stream_argv(target, {csv}), std::chrono::seconds(20));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(target.posts() == 7);
+    CHECK(r.out.find("rows_read=7 ") != std::string::npos);
+    std::remove(csv.c_str());
+}
+
+TEST_CASE("stream refuses two CSVs instead of picking one", "[e2e]") {
+    fake_target target;
+    auto r = run_process(stream_argv(target, {"--csv", "one.csv", "two.csv"}), std::chrono::seconds(10));
+    CHECK(r.exit_code == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK(target.posts() == 0);
+}
