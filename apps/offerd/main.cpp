@@ -108,7 +108,8 @@ int stream(const std::vector<std::string>& args) {
     progress.every = std::chrono::milliseconds(progress.terminal ? 200 : 5000);
     // Best effort and quiet: without the permission the stream runs as before (see --help).
     if (cmd.config->realtime_priority > 0) (void)offerd::request_realtime(cmd.config->realtime_priority);
-    auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr, progress);
+    // Ctrl-C stops sending, waits for the rows in flight and prints the summary (exit 130).
+    auto summary = offerd::run_stream(*cmd.config, std::cout, std::cerr, progress, {SIGINT});
     if (!summary) {
         std::cerr << "offerd stream: " << summary.error().detail << '\n';
         return 2;

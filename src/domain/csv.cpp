@@ -7,66 +7,127 @@
 
 namespace offerd {
 
+namespace {
+
+enum class parsed { record, end, need_more, error };
+
+// One record from text[pos...]. With final false, input ending before the record is complete gives
+// need_more and leaves pos and line where they were; with final true the end of text ends it.
+parsed parse_record(std::string_view text, std::size_t& pos, std::size_t& line, bool final, csv_record& out,
+                    failure& error) {
+    const std::size_t pos0 = pos, line0 = line;
+    const auto more = [&] {
+        pos = pos0;
+        line = line0;
+        return parsed::need_more;
+    };
+    out.fields.clear();
+    // Skip blank lines (a record of one empty field is not a row).
+    while (pos < text.size() && (text[pos] == '\n' || text[pos] == '\r')) {
+        if (text[pos] == '\n') ++line;
+        ++pos;
+    }
+    if (pos >= text.size()) return final ? parsed::end : more();
+    out.line = line;
+    std::string field;
+    for (;;) {
+        field.clear();
+        if (pos < text.size() && text[pos] == '"') {
+            ++pos;
+            for (;;) {
+                if (pos >= text.size()) {
+                    if (!final) return more();
+                    error = fail(errc::invalid_field, "line " + std::to_string(out.line) + ": unterminated quoted field");
+                    pos = text.size();
+                    return parsed::error;
+                }
+                const char c = text[pos++];
+                if (c == '"') {
+                    if (pos >= text.size() && !final) return more();
+                    if (pos < text.size() && text[pos] == '"') {
+                        field += '"';
+                        ++pos;
+                    } else {
+                        break;
+                    }
+                } else {
+                    if (c == '\n') ++line;
+                    field += c;
+                }
+            }
+            if (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+                error = fail(errc::invalid_field, "line " + std::to_string(line) + ": unexpected character after closing quote");
+                pos = text.size();
+                return parsed::error;
+            }
+        } else {
+            while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+                if (text[pos] == '"') {
+                    error = fail(errc::invalid_field, "line " + std::to_string(line) + ": quote inside an unquoted field");
+                    pos = text.size();
+                    return parsed::error;
+                }
+                field += text[pos++];
+            }
+        }
+        if (pos >= text.size() && !final) return more();
+        out.fields.push_back(field);
+        if (pos >= text.size()) return parsed::record;
+        const char c = text[pos++];
+        if (c == ',') continue;
+        if (c == '\r') {
+            if (pos >= text.size() && !final) return more();
+            if (pos < text.size() && text[pos] == '\n') ++pos;
+        }
+        ++line;
+        return parsed::record;
+    }
+}
+
+}  // namespace
+
 csv_reader::csv_reader(std::string_view text) : text_(text) {
     if (text_.starts_with("\xEF\xBB\xBF")) pos_ = 3;
 }
 
 bool csv_reader::next(csv_record& out, failure& error) {
-    out.fields.clear();
-    // Skip blank lines (a record of one empty field is not a row).
-    while (pos_ < text_.size() && (text_[pos_] == '\n' || text_[pos_] == '\r')) {
-        if (text_[pos_] == '\n') ++line_;
-        ++pos_;
+    return parse_record(text_, pos_, line_, true, out, error) == parsed::record;
+}
+
+csv_stream_reader::csv_stream_reader(std::size_t max_record_bytes) : max_record_bytes_(max_record_bytes) {}
+
+void csv_stream_reader::feed(std::string_view bytes) {
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+    consumed_ = {};
+    buffer_.append(bytes);
+}
+
+csv_stream_reader::status csv_stream_reader::next(csv_record& out, failure& error) {
+    if (failed_) {
+        error = error_;
+        return status::error;
     }
-    if (pos_ >= text_.size()) return false;
-    out.line = line_;
-    std::string field;
-    for (;;) {
-        field.clear();
-        if (pos_ < text_.size() && text_[pos_] == '"') {
-            ++pos_;
-            for (;;) {
-                if (pos_ >= text_.size()) {
-                    error = fail(errc::invalid_field, "line " + std::to_string(out.line) + ": unterminated quoted field");
-                    pos_ = text_.size();
-                    return false;
-                }
-                const char c = text_[pos_++];
-                if (c == '"') {
-                    if (pos_ < text_.size() && text_[pos_] == '"') {
-                        field += '"';
-                        ++pos_;
-                    } else {
-                        break;
-                    }
-                } else {
-                    if (c == '\n') ++line_;
-                    field += c;
-                }
-            }
-            if (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != '\n' && text_[pos_] != '\r') {
-                error = fail(errc::invalid_field, "line " + std::to_string(line_) + ": unexpected character after closing quote");
-                pos_ = text_.size();
-                return false;
-            }
-        } else {
-            while (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != '\n' && text_[pos_] != '\r') {
-                if (text_[pos_] == '"') {
-                    error = fail(errc::invalid_field, "line " + std::to_string(line_) + ": quote inside an unquoted field");
-                    pos_ = text_.size();
-                    return false;
-                }
-                field += text_[pos_++];
-            }
-        }
-        out.fields.push_back(field);
-        if (pos_ >= text_.size()) return true;
-        const char c = text_[pos_++];
-        if (c == ',') continue;
-        if (c == '\r' && pos_ < text_.size() && text_[pos_] == '\n') ++pos_;
-        ++line_;
-        return true;
+    if (!started_) {
+        constexpr std::string_view bom = "\xEF\xBB\xBF";
+        if (buffer_.size() < bom.size() && !final_ && std::string_view(bom).starts_with(buffer_)) return status::need_more;
+        started_ = true;
+        if (std::string_view(buffer_).starts_with(bom)) pos_ = bom.size();
     }
+    const std::size_t from = pos_;
+    switch (parse_record(buffer_, pos_, line_, final_, out, error)) {
+    case parsed::record: consumed_ = std::string_view(buffer_).substr(from, pos_ - from); return status::record;
+    case parsed::end: return status::end;
+    case parsed::need_more:
+        if (buffer_.size() - pos_ <= max_record_bytes_) return status::need_more;
+        error = fail(errc::invalid_field, "line " + std::to_string(line_) + ": record longer than " +
+                                              std::to_string(max_record_bytes_) + " bytes");
+        break;
+    case parsed::error: break;
+    }
+    failed_ = true;
+    error_ = error;
+    return status::error;
 }
 
 namespace {

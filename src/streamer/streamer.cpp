@@ -1,22 +1,27 @@
-// The streamer: a dispatcher coroutine walks the rows in order and starts each request once the
-// window has room and the row's member has nothing in flight (head-of-line, so sends stay in
+// The streamer: a dispatcher coroutine reads the CSV in chunks and starts each row's request once
+// the window has room and the row's member has nothing in flight (head-of-line, so sends stay in
 // CSV order). Single-threaded: all state lives on one io_context.
 #include "offerd/streamer/streamer.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <array>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
 #include <optional>
-#include <random>
 #include <ostream>
+#include <random>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
-#include <vector>
 
 #include "offerd/codec/json_writer.hpp"
 #include "offerd/codec/wire.hpp"
@@ -28,18 +33,6 @@
 namespace offerd {
 
 namespace {
-
-struct row {
-    std::size_t line;
-    std::string member_id;
-    std::string body;
-};
-
-struct row_result {
-    bool done = false;
-    bool ok = false;
-    std::string text;  // the answer, or the failure line
-};
 
 // The transaction exactly as the CSV states it (strings as given, numbers parsed).
 std::string row_body(const csv_record& rec, const csv_columns& cols, const transaction& t) {
@@ -55,61 +48,152 @@ std::string row_body(const csv_record& rec, const csv_columns& cols, const trans
     return out;
 }
 
-std::uint64_t fnv1a(std::string_view s) {
-    std::uint64_t h = 1469598103934665603ULL;
+constexpr std::uint64_t fnv_basis = 1469598103934665603ULL;
+std::uint64_t fnv1a(std::uint64_t h, std::string_view s) {
     for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
     return h;
 }
 
+// The CSV file (or standard input for "-"), read in chunks: only the unread part of the current
+// record is held. Owns the descriptor it opened.
+class csv_source {
+public:
+    static result<csv_source> open(const std::string& path) {
+        if (path == "-") return csv_source(STDIN_FILENO, false, std::nullopt);
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return fail(errc::invalid_field, "cannot open CSV file '" + path + "': " + std::strerror(errno));
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            ::close(fd);
+            return fail(errc::invalid_field, "cannot read CSV file '" + path + "': it is a directory");
+        }
+        std::optional<std::uint64_t> size;
+        if (S_ISREG(st.st_mode)) size = static_cast<std::uint64_t>(st.st_size);
+        return csv_source(fd, true, size);
+    }
+    csv_source(csv_source&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)), owned_(o.owned_), size_(o.size_), bytes_read_(o.bytes_read_), reader_(std::move(o.reader_)) {}
+    csv_source& operator=(csv_source&&) = delete;
+    ~csv_source() {
+        if (owned_ && fd_ >= 0) ::close(fd_);
+    }
+
+    // The next record; a read error is reported like a syntax error (reading stops there).
+    csv_stream_reader::status next(csv_record& rec, failure& error) {
+        for (;;) {
+            const auto st = reader_.next(rec, error);
+            if (st != csv_stream_reader::status::need_more) return st;
+            const ssize_t n = ::read(fd_, chunk_.data(), chunk_.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                error = fail(errc::invalid_field, std::string("read error: ") + std::strerror(errno));
+                return csv_stream_reader::status::error;
+            }
+            if (n == 0) {
+                reader_.finish();
+                continue;
+            }
+            bytes_read_ += static_cast<std::uint64_t>(n);
+            reader_.feed(std::string_view(chunk_.data(), static_cast<std::size_t>(n)));
+        }
+    }
+    std::string_view consumed() const noexcept { return reader_.consumed(); }
+    // Share of the file read so far, when its size is known.
+    std::optional<double> fraction_read() const {
+        if (!size_ || *size_ == 0) return std::nullopt;
+        return static_cast<double>(bytes_read_) / static_cast<double>(*size_);
+    }
+
+private:
+    csv_source(int fd, bool owned, std::optional<std::uint64_t> size) : fd_(fd), owned_(owned), size_(size) {}
+
+    int fd_;
+    bool owned_;
+    std::optional<std::uint64_t> size_;
+    std::uint64_t bytes_read_ = 0;
+    csv_stream_reader reader_;
+    std::array<char, 64 * 1024> chunk_{};
+};
+
+// A row read from the file, kept until it is printed in CSV order.
+struct pending_row {
+    bool done = false;
+    bool to_out = false;  // an answer (stdout) rather than a report (stderr)
+    std::string text;
+};
+
 struct stream_state {
     stream_state(const stream_config& c, std::ostream& o, std::ostream& e, asio::io_context& ctx, const url& target,
-                 const client_limits& limits)
-        : cfg(c), out(o), err(e), client(ctx.get_executor(), target, limits), wake(ctx), progress_timer(ctx) {}
+                 const client_limits& limits, csv_source src)
+        : cfg(c), out(o), err(e), client(ctx.get_executor(), target, limits), source(std::move(src)), wake(ctx),
+          progress_timer(ctx), signals(ctx) {}
 
     const stream_config& cfg;
     std::ostream& out;
     std::ostream& err;
     http_client client;
-    std::vector<row> rows;
-    std::vector<row_result> results;
-    std::size_t next_to_print = 0;
+    csv_source source;
+    std::deque<pending_row> pending;  // rows read and not yet printed; front is row number `printed`
+    std::uint64_t printed = 0;
     std::size_t in_flight = 0;
+    bool reading_done = false;
+    bool interrupted = false;
+    std::optional<failure> fatal;  // no usable header: run_stream fails with it
     std::unordered_set<std::string> busy;
     // Members with a row that failed for good: their later rows are held back. Value: that row's
     // line and a short reason.
     std::unordered_map<std::string, std::pair<std::size_t, std::string>> failed_members;
-    asio::steady_timer wake;
+    asio::steady_timer wake;  // cancelled whenever a row finishes or a signal arrives
     latency_histogram latency;
     stream_summary summary;
-    std::string key_prefix;
+    std::uint64_t prefix_hash = fnv_basis;  // of the bytes read up to the current row
     std::minstd_rand jitter{std::random_device{}()};
-    asio::steady_timer progress_timer;  // cancelled when the last row is answered
+    asio::steady_timer progress_timer;  // cancelled when the stream ends
+    asio::signal_set signals;           // cfg stop signals; cleared after the first
 
-    std::uint64_t finished() const { return summary.ok + summary.failed + summary.held; }
+    std::uint64_t finished() const { return summary.ok + summary.replayed + summary.failed + summary.held; }
+
+    pending_row& row_at(std::uint64_t seq) { return pending[static_cast<std::size_t>(seq - printed)]; }
+
+    // Appends a row already decided (a skipped or held row, a note) and prints what is in order.
+    void add_done(bool to_stdout, std::string text) {
+        pending.push_back(pending_row{true, to_stdout, std::move(text)});
+        flush_printed();
+    }
 
     void flush_printed() {
-        while (next_to_print < results.size() && results[next_to_print].done) {
-            const row_result& r = results[next_to_print];
-            if (r.ok) {
+        while (!pending.empty() && pending.front().done) {
+            const pending_row& r = pending.front();
+            if (r.to_out) {
                 if (!cfg.quiet) out << r.text << '\n';
             } else {
                 err << r.text << '\n';
             }
-            ++next_to_print;
+            pending.pop_front();
+            ++printed;
         }
+    }
+
+    // After the last row: stop the progress reporter and the signal wait so run() returns.
+    void end_if_finished() {
+        if (!reading_done || in_flight > 0) return;
+        progress_timer.cancel();
+        signals.cancel();
     }
 };
 
-asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
-    const row& r = s.rows[i];
+std::string where(std::size_t line, const std::string& member) {
+    return "line " + std::to_string(line) + " (memberId " + (member.empty() ? "<empty>" : member) + "): ";
+}
+
+asio::awaitable<void> send_row(stream_state& s, std::uint64_t seq, std::size_t line, std::string member_id, std::string body,
+                               std::string key) {
     const auto start = std::chrono::steady_clock::now();
-    // The key (file identity + line) lets the orchestrator recognise a retry of this row.
-    const std::string key = s.key_prefix + std::to_string(r.line);
     result<response> res = fail(errc::internal, {});
     for (int attempt = 0;; ++attempt) {
-        res = co_await s.client.send(http::verb::post, s.cfg.path, r.body, call_options{{}, deadline::after(s.cfg.timeout), key, {}});
+        res = co_await s.client.send(http::verb::post, s.cfg.path, body, call_options{{}, deadline::after(s.cfg.timeout), key, {}});
         const bool transient = !res || res->result_int() == 429 || res->result_int() >= 500;
-        if (!transient || attempt >= s.cfg.retries) break;
+        if (!transient || attempt >= s.cfg.retries || s.interrupted) break;
         ++s.summary.retried;
         const auto cap = s.cfg.backoff.count() << std::min(attempt, 10);
         asio::steady_timer pause(co_await asio::this_coro::executor,
@@ -118,111 +202,150 @@ asio::awaitable<void> send_row(stream_state& s, std::size_t i) {
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     s.latency.record(us);
-    row_result& out = s.results[i];
+    pending_row& out = s.row_at(seq);
     out.done = true;
-    const std::string where = "line " + std::to_string(r.line) + " (memberId " + r.member_id + "): ";
     ++s.summary.statuses[res ? res->result_int() : 0u];
     std::string reason;
     if (!res) {
         reason = res.error().detail;
-        out.text = where + "failed: " + reason;
+        out.text = where(line, member_id) + "failed: " + reason;
+        ++s.summary.failed;
     } else if (res->result() != http::status::ok) {
         reason = "HTTP " + std::to_string(res->result_int());
-        out.text = where + "failed: " + reason + " " + res->body();
+        out.text = where(line, member_id) + "failed: " + reason + " " + res->body();
+        ++s.summary.failed;
     } else {
-        out.ok = true;
+        out.to_out = true;
         if (auto offer = decode_offer(res->body())) ++s.summary.offers[*offer];
+        ++((*res)["Idempotent-Replayed"] == "true" ? s.summary.replayed : s.summary.ok);
         out.text = std::move(res->body());
     }
-    ++(out.ok ? s.summary.ok : s.summary.failed);
-    if (!out.ok) s.failed_members.emplace(r.member_id, std::pair{r.line, std::move(reason)});
-    if (s.finished() == s.rows.size()) s.progress_timer.cancel();
+    if (!out.to_out) s.failed_members.emplace(member_id, std::pair{line, std::move(reason)});
     --s.in_flight;
-    s.busy.erase(r.member_id);
+    s.busy.erase(member_id);
     s.flush_printed();
     s.wake.cancel();
+    s.end_if_finished();
 }
 
-// A later row of a member whose earlier row failed for good is not sent: sending it would store
-// it before the failed one, which a rerun then appends after it.
-void hold_back(stream_state& s, std::size_t i, const std::pair<std::size_t, std::string>& behind) {
-    const row& r = s.rows[i];
-    row_result& out = s.results[i];
-    out.done = true;
-    out.text = "line " + std::to_string(r.line) + " (memberId " + r.member_id + "): not sent: held back behind line " +
-               std::to_string(behind.first) + " which failed (" + behind.second + ")";
-    ++s.summary.held;
-    if (s.finished() == s.rows.size()) s.progress_timer.cancel();
-    s.flush_printed();
+asio::awaitable<void> wait_for_change(stream_state& s) {
+    s.wake.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await s.wake.async_wait(nothrow);
 }
 
+// Reads the header, then each row in turn: skipped rows are reported, a row behind a failed one
+// of its member is held back (sending it would store it before the failed one, which a rerun then
+// appends after it), any other row is sent once its member has nothing in flight.
 asio::awaitable<void> dispatch(stream_state& s) {
     auto ex = co_await asio::this_coro::executor;
-    for (std::size_t i = 0; i < s.rows.size(); ++i) {
-        while (s.in_flight >= s.cfg.concurrency || s.busy.contains(s.rows[i].member_id)) {
-            s.wake.expires_at(std::chrono::steady_clock::time_point::max());
-            co_await s.wake.async_wait(nothrow);
+    csv_record rec;
+    failure syntax;
+    if (s.source.next(rec, syntax) != csv_stream_reader::status::record) {
+        s.fatal = fail(errc::invalid_field, "'" + s.cfg.csv + "' has no header" + (syntax.detail.empty() ? "" : ": " + syntax.detail));
+        s.reading_done = true;
+        s.end_if_finished();
+        co_return;
+    }
+    s.prefix_hash = fnv1a(s.prefix_hash, s.source.consumed());
+    auto cols = map_csv_header(rec.fields);
+    if (!cols) {
+        s.fatal = fail(errc::invalid_field, "'" + s.cfg.csv + "': " + cols.error().detail);
+        s.reading_done = true;
+        s.end_if_finished();
+        co_return;
+    }
+    const std::size_t window = std::max(s.cfg.max_pending, s.cfg.concurrency + 1);
+    while (!s.interrupted) {
+        while (s.pending.size() >= window && !s.interrupted) co_await wait_for_change(s);
+        if (s.interrupted) break;
+        const auto st = s.source.next(rec, syntax);
+        if (st == csv_stream_reader::status::end) break;
+        if (st != csv_stream_reader::status::record) {
+            s.summary.csv_truncated = true;
+            s.add_done(false, "CSV syntax error, stopped reading: " + syntax.detail);
+            break;
         }
-        if (auto f = s.failed_members.find(s.rows[i].member_id); f != s.failed_members.end()) {
-            hold_back(s, i, f->second);
+        ++s.summary.rows_read;
+        s.prefix_hash = fnv1a(s.prefix_hash, s.source.consumed());
+        auto t = csv_row_to_transaction(rec, *cols);
+        if (!t) {
+            ++s.summary.skipped;
+            const std::string id = cols->index[0] < rec.fields.size() ? rec.fields[cols->index[0]] : std::string();
+            s.add_done(false, where(rec.line, id) + "skipped: " + t.error().detail);
             continue;
         }
+        while ((s.in_flight >= s.cfg.concurrency || s.busy.contains(t->member_id)) && !s.interrupted) co_await wait_for_change(s);
+        if (s.interrupted) break;
+        if (auto f = s.failed_members.find(t->member_id); f != s.failed_members.end()) {
+            ++s.summary.held;
+            s.add_done(false, where(rec.line, t->member_id) + "not sent: held back behind line " + std::to_string(f->second.first) +
+                                  " which failed (" + f->second.second + ")");
+            continue;
+        }
+        // The key (hash of the file up to this row + line) lets the orchestrator recognise this
+        // row again: in a retry, in a rerun of the same file, or of the file with rows appended.
+        char key[48];
+        std::snprintf(key, sizeof key, "%016llx-%zu", static_cast<unsigned long long>(s.prefix_hash), rec.line);
+        s.pending.push_back(pending_row{});
+        const std::uint64_t seq = s.printed + s.pending.size() - 1;
         ++s.in_flight;
         ++s.summary.sent;
-        s.busy.insert(s.rows[i].member_id);
-        asio::co_spawn(ex, send_row(s, i), asio::detached);
+        s.busy.insert(t->member_id);
+        asio::co_spawn(ex, send_row(s, seq, rec.line, t->member_id, row_body(rec, *cols, *t), key), asio::detached);
     }
+    s.reading_done = true;
+    s.end_if_finished();
 }
 
-// Reports progress until every row has an answer.
+// Reports progress until the stream ends.
 asio::awaitable<void> report_progress(stream_state& s, progress_options opt) {
     auto& timer = s.progress_timer;
     const auto start = std::chrono::steady_clock::now();
-    const std::size_t total = s.rows.size();
     for (;;) {
+        if (s.reading_done && s.in_flight == 0) co_return;
         timer.expires_after(opt.every);
         auto [ec] = co_await timer.async_wait(nothrow);
-        const std::uint64_t done = s.finished();
+        const bool over = s.reading_done && s.in_flight == 0;
         if (ec && !opt.terminal) co_return;  // finished: the summary follows
+        const std::uint64_t done = s.finished();
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-        const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-        char line[160];
-        std::snprintf(line, sizeof line, "progress: %llu/%zu rows, %.0f rows/s, eta %.1f s, %llu failed, %llu held",
-                      static_cast<unsigned long long>(done), total, rate, eta, static_cast<unsigned long long>(s.summary.failed),
-                      static_cast<unsigned long long>(s.summary.held));
+        char read[64] = "";
+        if (auto f = s.source.fraction_read()) {
+            const double eta = *f > 0 ? secs * (1 - *f) / *f : 0;
+            std::snprintf(read, sizeof read, ", %.0f%% of the file read, eta %.1f s", 100 * *f, eta);
+        }
+        char line[256];
+        std::snprintf(line, sizeof line, "progress: %llu rows answered%s, %.0f rows/s, %llu failed, %llu held, %llu replayed",
+                      static_cast<unsigned long long>(done), read, rate, static_cast<unsigned long long>(s.summary.failed),
+                      static_cast<unsigned long long>(s.summary.held), static_cast<unsigned long long>(s.summary.replayed));
         if (opt.terminal) s.err << '\r' << line << "\x1b[K" << std::flush;
         else s.err << line << '\n';
-        if (done >= total) {
+        if (over || ec) {
             if (opt.terminal) s.err << '\n';
             co_return;
         }
     }
 }
 
-asio::awaitable<result<bool>> probe(http_client& client, std::chrono::milliseconds timeout) {
-    auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(timeout), {}, {}});
-    if (!res) co_return std::move(res).error();
-    co_return true;
-}
-
-// Checks the target answers at all, then streams. s outlives the io_context's run(), so the
-// reference parameters of this and the coroutines it spawns stay valid.
+// Checks the target answers at all (before reading a byte of the file), then streams. s
+// outlives the io_context's run(), so the reference parameters of this and the coroutines it
+// spawns stay valid.
 asio::awaitable<void> probe_then_stream(stream_state& s, std::optional<failure>& unreachable, progress_options progress) {
-    auto up = co_await probe(s.client, s.cfg.timeout);
+    auto up = co_await s.client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(s.cfg.timeout), {}, {}});
     if (!up) {
         unreachable = std::move(up).error();
+        s.signals.cancel();
         co_return;
     }
-    if (!s.rows.empty() && progress.every.count() > 0)
-        asio::co_spawn(co_await asio::this_coro::executor, report_progress(s, progress), asio::detached);
+    if (progress.every.count() > 0) asio::co_spawn(co_await asio::this_coro::executor, report_progress(s, progress), asio::detached);
     co_await dispatch(s);
 }
 
 }  // namespace
 
-result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err,
-                                  const progress_options& progress) {
+result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, std::ostream& err, const progress_options& progress,
+                                  const std::vector<int>& stop_signals) {
     auto target = parse_url(cfg.target);
     if (!target) return fail(errc::invalid_field, "--target: " + target.error().detail);
     if (!cfg.key_file.empty()) {
@@ -232,48 +355,31 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
         target->authorization = "Bearer " + *key;
     }
     if (cfg.concurrency == 0) return fail(errc::invalid_field, "--concurrency must be at least 1");
-    std::ifstream file(cfg.csv, std::ios::binary);
-    if (!file) return fail(errc::invalid_field, "cannot open CSV file '" + cfg.csv + "'");
-    const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    auto source = csv_source::open(cfg.csv);
+    if (!source) return std::move(source).error();
 
     asio::io_context ctx(1);
     client_limits limits;
     limits.timeout = cfg.timeout;
     limits.max_idle = cfg.concurrency;
-    stream_state s(cfg, out, err, ctx, *target, limits);
-    char prefix[32];
-    std::snprintf(prefix, sizeof prefix, "%016llx-", static_cast<unsigned long long>(fnv1a(text)));
-    s.key_prefix = prefix;
-
-    csv_reader reader(text);
-    csv_record rec;
-    failure syntax;
-    if (!reader.next(rec, syntax))
-        return fail(errc::invalid_field, "'" + cfg.csv + "' has no header" + (syntax.detail.empty() ? "" : ": " + syntax.detail));
-    auto cols = map_csv_header(rec.fields);
-    if (!cols) return fail(errc::invalid_field, "'" + cfg.csv + "': " + cols.error().detail);
-    while (reader.next(rec, syntax)) {
-        ++s.summary.rows_read;
-        auto t = csv_row_to_transaction(rec, *cols);
-        if (!t) {
-            ++s.summary.skipped;
-            const std::string id = cols->index[0] < rec.fields.size() ? rec.fields[cols->index[0]] : std::string();
-            err << "line " << rec.line << " (memberId " << (id.empty() ? "<empty>" : id) << "): skipped: " << t.error().detail << '\n';
-            continue;
-        }
-        s.rows.push_back(row{rec.line, t->member_id, row_body(rec, *cols, *t)});
-    }
-    if (!syntax.detail.empty()) {
-        s.summary.csv_truncated = true;
-        err << "CSV syntax error, stopped reading: " << syntax.detail << '\n';
-    }
-    s.results.resize(s.rows.size());
+    stream_state s(cfg, out, err, ctx, *target, limits, std::move(*source));
+    for (int sig : stop_signals) s.signals.add(sig);
+    if (!stop_signals.empty())
+        s.signals.async_wait([&s](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            s.interrupted = true;
+            s.summary.interrupted = true;
+            s.signals.clear();  // a second signal acts as if we had not asked: it ends the process
+            s.wake.cancel();
+            s.err << "interrupted: no further rows are sent; waiting for the " << s.in_flight << " in flight\n";
+        });
 
     const auto start = std::chrono::steady_clock::now();
     std::optional<failure> unreachable;
     asio::co_spawn(ctx, probe_then_stream(s, unreachable, progress), asio::detached);
     ctx.run();
     if (unreachable) return fail(errc::upstream_unavailable, "cannot reach the orchestrator at " + cfg.target + ": " + unreachable->detail);
+    if (s.fatal) return *s.fatal;
 
     s.summary.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.summary.p50_ms = static_cast<double>(s.latency.percentile(0.5)) / 1000.0;
@@ -282,7 +388,10 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
     return s.summary;
 }
 
-int stream_exit_status(const stream_summary& s) noexcept { return s.failed == 0 && s.held == 0 && !s.csv_truncated ? 0 : 1; }
+int stream_exit_status(const stream_summary& s) noexcept {
+    if (s.interrupted) return 130;
+    return s.failed == 0 && s.held == 0 && !s.csv_truncated ? 0 : 1;
+}
 
 std::string format_summary(const stream_summary& s) {
     std::ostringstream o;
@@ -298,13 +407,15 @@ std::string format_summary(const stream_summary& s) {
     o.setf(std::ios::fixed);
     o.precision(3);
     const double rate = s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0;
-    o << "summary: rows_read=" << s.rows_read << " sent=" << s.sent << " ok=" << s.ok << " skipped=" << s.skipped
-      << " failed=" << s.failed << " held=" << s.held << " retried=" << s.retried << " elapsed_s=" << s.elapsed_s;
+    o << "summary: rows_read=" << s.rows_read << " sent=" << s.sent << " ok=" << s.ok << " replayed=" << s.replayed
+      << " skipped=" << s.skipped << " failed=" << s.failed << " held=" << s.held << " retried=" << s.retried
+      << " elapsed_s=" << s.elapsed_s;
     o.precision(1);
     o << " rows_per_s=" << rate;
     o.precision(3);
     o << " p50_ms=" << s.p50_ms << " p99_ms=" << s.p99_ms;
     if (s.csv_truncated) o << " csv_truncated=true";
+    if (s.interrupted) o << " interrupted=true";
     return o.str();
 }
 

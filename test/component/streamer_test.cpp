@@ -126,3 +126,35 @@ TEST_CASE("a row that fails for good holds back its member's later rows, and a r
     CHECK(member_b == std::vector<std::string>{"3", "5", "6", "8"});
     std::remove(csv.c_str());
 }
+
+TEST_CASE("a rerun of an answered file counts its replayed answers apart from the new ones", "[component]") {
+    const std::string csv = write_csv();
+    fake_orchestrator orch([](const std::string&) { return false; });
+    const stream_config cfg = config_for(csv, orch.url());
+    std::ostringstream out, err;
+    auto first = run_stream(cfg, out, err);
+    REQUIRE(first);
+    CHECK(first->ok == 8);
+    CHECK(first->replayed == 0);
+    auto rerun = run_stream(cfg, out, err);
+    REQUIRE(rerun);
+    CHECK(rerun->ok == 0);
+    CHECK(rerun->replayed == 8);
+    CHECK(stream_exit_status(*rerun) == 0);
+    CHECK(format_summary(*rerun).find(" ok=0 replayed=8 ") != std::string::npos);
+    std::remove(csv.c_str());
+}
+
+TEST_CASE("rows appended to a file keep the keys of the rows before them", "[component]") {
+    const std::string csv = write_csv();
+    fake_orchestrator orch([](const std::string&) { return false; });
+    const stream_config cfg = config_for(csv, orch.url());
+    std::ostringstream out, err;
+    REQUIRE(run_stream(cfg, out, err));
+    std::ofstream(csv, std::ios::app) << "D,2024-06-09 10:00:00,buy,100,20.00\n";
+    auto rerun = run_stream(cfg, out, err);
+    REQUIRE(rerun);
+    CHECK(rerun->replayed == 8);
+    CHECK(rerun->ok == 1);
+    std::remove(csv.c_str());
+}

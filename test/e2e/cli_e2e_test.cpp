@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 
 #include "process.hpp"
 #include "test_support.hpp"
@@ -98,4 +100,74 @@ TEST_CASE("stream refuses two CSVs instead of picking one", "[e2e]") {
     CHECK(r.exit_code == 2);
     CHECK(lines(r.err) == 1);
     CHECK(target.posts() == 0);
+}
+
+TEST_CASE("stream --csv - reads the rows from standard input", "[e2e]") {
+    fake_target target;
+    const std::string csv = generated_csv(9);
+    auto r = run_process({"/bin/sh", "-c", "exec \"$0\" stream --csv - --target \"$1\" --path /member_data --quiet < \"$2\"", binary,
+                          target.server.url(), csv},
+                         std::chrono::seconds(20));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(target.posts() == 9);
+    std::remove(csv.c_str());
+}
+
+TEST_CASE("stream of a directory is one line and exit 2, not an abort", "[e2e]") {
+    fake_target target;
+    auto r = run_process(stream_argv(target, {"--csv", "/tmp"}), std::chrono::seconds(10));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "offerd stream: cannot read CSV file '/tmp': it is a directory\n");
+}
+
+TEST_CASE("stream checks the target before reading the file", "[e2e]") {
+    // Endless input: a stream that read the file first would never get to the target.
+    auto r = run_process({"/bin/sh", "-c", "exec \"$0\" stream --csv - --target \"$1\" < /dev/zero", binary,
+                          "http://127.0.0.1:" + std::to_string(closed_port())},
+                         std::chrono::seconds(20));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("cannot reach the orchestrator") != std::string::npos);
+}
+
+TEST_CASE("Ctrl-C during a stream prints the summary of the rows sent so far and exits 130", "[e2e]") {
+    // The target holds its first answer until the test has interrupted the stream.
+    std::mutex m;
+    std::condition_variable cv;
+    bool reached = false, released = false;
+    fake_upstream target([&](const request& r) {
+        if (r.method() == http::verb::get) return json_response(http::status::ok, R"({"status":"ok"})");
+        std::unique_lock lock(m);
+        if (!reached) {
+            reached = true;
+            cv.notify_all();
+            cv.wait_for(lock, std::chrono::seconds(10), [&] { return released; });
+        }
+        return json_response(http::status::ok, R"({"memberId":"x","offer":"35% Bonus"})");
+    });
+    const std::string csv = generated_csv(500);
+    child_process stream({binary, "stream", "--csv", csv, "--target", target.url(), "--path", "/member_data", "--quiet", "--concurrency", "1"});
+    {
+        std::unique_lock lock(m);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return reached; }));
+    }
+    stream.signal(SIGINT);
+    {
+        std::lock_guard lock(m);
+        released = true;
+    }
+    cv.notify_all();
+    std::string out;
+    while (auto line = stream.read_line(std::chrono::seconds(10))) out += *line + "\n";
+    CHECK(stream.stop(SIGKILL, std::chrono::seconds(10)) == 130);
+    INFO(out << stream.err());
+    CHECK(out.find("summary: rows_read=") != std::string::npos);
+    CHECK(out.find(" interrupted=true") != std::string::npos);
+    // Sending stopped at the signal: the held row and at most the few the stream sent before it saw the signal.
+    const auto sent_at = out.find(" sent=");
+    REQUIRE(sent_at != std::string::npos);
+    const int sent = std::stoi(out.substr(sent_at + 6));
+    CHECK(sent >= 1);
+    CHECK(sent < 100);
+    std::remove(csv.c_str());
 }

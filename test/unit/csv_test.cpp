@@ -339,3 +339,66 @@ TEST_CASE("parse_number rejects a number with two signs", "[unit]") {
         CHECK_FALSE(parse_number(text, out));
     }
 }
+
+// ---- csv_stream_reader ----------------------------------------------------------------------
+
+namespace {
+
+// Feeds text in pieces of `piece` bytes, collecting records and the raw bytes each took.
+read_result read_in_pieces(std::string_view text, std::size_t piece, std::string* raw = nullptr) {
+    read_result out;
+    csv_stream_reader reader;
+    std::size_t at = 0;
+    csv_record rec;
+    for (;;) {
+        const auto st = reader.next(rec, out.error);
+        if (st == csv_stream_reader::status::record) {
+            out.records.push_back(rec);
+            if (raw) *raw += reader.consumed();
+        } else if (st == csv_stream_reader::status::need_more) {
+            if (at >= text.size()) {
+                reader.finish();
+            } else {
+                reader.feed(text.substr(at, piece));
+                at += piece;
+            }
+        } else {
+            break;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("The stream reader gives the same records and errors as the whole-buffer reader, however the input is cut", "[unit]") {
+    for (std::string_view text : {std::string_view("\xEF\xBB\xBF" "a,b\r\n\r\n\"x,\"\"y\"\"\nz\",2\r\n3,\"\"\n4,5"),
+                                  std::string_view("a,b\n1,\"open\n"), std::string_view("a,b\n1,x\"y\n2,3\n"),
+                                  std::string_view("a,b\n\"q\"r,1\n"), std::string_view("\n\n"), std::string_view("a\r")}) {
+        const read_result whole = read_all(text);
+        for (std::size_t piece = 1; piece <= text.size(); ++piece) {
+            INFO("piece " << piece << " of " << text);
+            std::string raw;
+            const read_result streamed = read_in_pieces(text, piece, &raw);
+            REQUIRE(streamed.records.size() == whole.records.size());
+            for (std::size_t i = 0; i < whole.records.size(); ++i) {
+                CHECK(streamed.records[i].line == whole.records[i].line);
+                CHECK(streamed.records[i].fields == whole.records[i].fields);
+            }
+            CHECK(streamed.error.detail == whole.error.detail);
+            // Every byte but a BOM belongs to exactly one record, in order.
+            const std::string_view body = text.starts_with("\xEF\xBB\xBF") ? text.substr(3) : text;
+            if (whole.error.detail.empty()) CHECK(std::string_view(raw) == body.substr(0, raw.size()));
+        }
+    }
+}
+
+TEST_CASE("The stream reader refuses a record longer than its bound instead of buffering it", "[unit]") {
+    csv_stream_reader reader(16);
+    reader.feed("a,b\n\"" + std::string(64, 'x'));
+    csv_record rec;
+    failure error;
+    REQUIRE(reader.next(rec, error) == csv_stream_reader::status::record);
+    CHECK(reader.next(rec, error) == csv_stream_reader::status::error);
+    CHECK(contains(error.detail, "line 2: record longer than 16 bytes"));
+}

@@ -32,6 +32,32 @@ private:
     std::size_t line_ = 1;
 };
 
+// The same reader over input that arrives in pieces (a file read in chunks, a pipe), holding only
+// the unread part: feed() bytes, finish() at end of input, and next() gives each record once it is
+// complete. A record longer than max_record_bytes is an error (memory stays bounded).
+class csv_stream_reader {
+public:
+    enum class status { record, need_more, end, error };
+    explicit csv_stream_reader(std::size_t max_record_bytes = 1u << 20);
+    void feed(std::string_view bytes);
+    void finish() noexcept { final_ = true; }
+    // need_more: feed more (or finish). After an error every call returns error again.
+    status next(csv_record& out, failure& error);
+    // The raw bytes the last `record` took, blank lines before it included (valid until feed()).
+    std::string_view consumed() const noexcept { return consumed_; }
+
+private:
+    std::string buffer_;
+    std::size_t pos_ = 0;
+    std::size_t line_ = 1;
+    std::size_t max_record_bytes_;
+    bool final_ = false;
+    bool started_ = false;  // the BOM check has been made
+    bool failed_ = false;
+    failure error_;
+    std::string_view consumed_;
+};
+
 // Column positions of the five transaction fields. Header names are matched case-insensitively,
 // so the CSV's `lastTransactionRevenueUSD` maps to `lastTransactionRevenueUsd`; order is free and
 // extra columns are ignored. Fails naming the missing columns.
