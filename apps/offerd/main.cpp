@@ -13,6 +13,7 @@
 #include "offerd/app/cli.hpp"
 #include "offerd/app/runtime.hpp"
 #include "offerd/app/scheduling.hpp"
+#include "offerd/obs/build_info.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/report/report.hpp"
 #include "offerd/security/api_keys.hpp"
@@ -178,6 +179,11 @@ int main(int argc, char** argv) {
     if (command == "stream") return stream(args);
     if (command == "report") return report(args);
     if (command == "generate") return generate(args);
+    if (command == "--version" || command == "version") {
+        const auto& b = offerd::this_build();
+        std::cout << "offerd " << b.version << "\nrevision: " << b.revision << "\ncompiler: " << b.compiler << "\nBoost: " << b.boost << '\n';
+        return 0;
+    }
     if (command == "help" || command == "--help" || command == "-h") {
         std::cout << offerd::top_level_help() << '\n'
                   << offerd::parse_serve_command({"--help"}, getenv_lookup).message << '\n';

@@ -11,6 +11,7 @@
 #include "offerd/app/scheduling.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
+#include "offerd/obs/build_info.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
@@ -49,7 +50,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     metrics_ = std::make_shared<metrics_registry>();
     metrics_->add([](std::string& out) {
         write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
-        write_sample(out, "offerd_build_info", "version=\"" OFFERD_VERSION "\"", 1);
+        write_sample(out, "offerd_build_info", build_info_labels(), 1);
         write_metric_header(out, "offerd_http_requests_total", "counter", "HTTP requests by listener, route, method and status.");
     });
     std::vector<std::pair<std::string, std::shared_ptr<const router>>> routers;

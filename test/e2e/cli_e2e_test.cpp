@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <sstream>
 
 #include "process.hpp"
 #include "test_support.hpp"
@@ -170,4 +172,34 @@ TEST_CASE("Ctrl-C during a stream prints the summary of the rows sent so far and
     CHECK(sent >= 1);
     CHECK(sent < 100);
     std::remove(csv.c_str());
+}
+
+TEST_CASE("offerd --version prints version, git revision, compiler and Boost, the labels of offerd_build_info", "[e2e]") {
+    auto v = run_process({binary, "--version"}, std::chrono::seconds(10));
+    REQUIRE(v.exit_code == 0);
+    std::map<std::string, std::string> fields;
+    std::istringstream in(v.out);
+    std::string first;
+    std::getline(in, first);
+    CHECK(first.starts_with("offerd "));
+    for (std::string line; std::getline(in, line);) {
+        const auto colon = line.find(": ");
+        REQUIRE(colon != std::string::npos);
+        fields[line.substr(0, colon)] = line.substr(colon + 2);
+    }
+    CHECK(fields.size() == 3);
+    CHECK_FALSE(fields["revision"].empty());
+    CHECK_FALSE(fields["compiler"].empty());
+    CHECK(fields["Boost"].starts_with("1."));
+
+    child_process server({binary, "--role", "prediction", "--prediction-port", "0", "--log-level", "off"});
+    auto line = server.read_line(std::chrono::seconds(10));
+    REQUIRE(line);
+    const auto port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+    const auto metrics = get(port, "/metrics");
+    REQUIRE(metrics.status == 200);
+    const std::string expected = "offerd_build_info{version=\"" + first.substr(7) + "\",revision=\"" + fields["revision"] +
+                                 "\",compiler=\"" + fields["compiler"] + "\",boost=\"" + fields["Boost"] + "\"} 1";
+    CHECK(metrics.body.find(expected) != std::string::npos);
+    CHECK(server.stop(SIGTERM, std::chrono::seconds(10)) == 0);
 }
