@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # promtool validates /metrics and headless Chromium renders the HTML report in the e2e tests.
+# promtool comes with Debian's prometheus package; deps.sh installs it without starting (or,
+# under systemd, enabling) the Prometheus server the package ships.
 scripts/deps.sh prometheus chromium fonts-dejavu-core
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}

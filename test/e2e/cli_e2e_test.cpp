@@ -1,11 +1,14 @@
 // The binary's command line on ordinary mistakes: bad values are one line and exit 2, never a
 // crash or a silent substitute; `offerd stream` against an in-test orchestrator.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -202,4 +205,76 @@ TEST_CASE("offerd --version prints version, git revision, compiler and Boost, th
                                  "\",compiler=\"" + fields["compiler"] + "\",boost=\"" + fields["Boost"] + "\"} 1";
     CHECK(metrics.body.find(expected) != std::string::npos);
     CHECK(server.stop(SIGTERM, std::chrono::seconds(10)) == 0);
+}
+
+namespace {
+
+// scripts/run.sh with the built binary as it is, every listener on `ports`, the log in a temp file.
+run_output run_script(const std::string& csv, const std::string& orchestrator_port, const std::string& other_ports) {
+    const std::string build_dir = binary.substr(0, binary.rfind('/'));
+    const std::string log = temp_path("run-log");
+    auto r = run_process({"/usr/bin/env", "RUN_SKIP_BUILD=1", "BUILD_DIR=" + build_dir, "OFFERD_LOG_FILE=" + log,
+                          "OFFERD_ORCHESTRATOR_PORT=" + orchestrator_port, "OFFERD_MEMBER_DATA_PORT=" + other_ports,
+                          "OFFERD_PREDICTION_PORT=" + other_ports, "OFFERD_OFFER_ENGINE_PORT=" + other_ports,
+                          std::string(OFFERD_SOURCE_DIR) + "/scripts/run.sh", csv, "--quiet"},
+                         std::chrono::seconds(60));
+    std::remove(log.c_str());
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("scripts/run.sh streams through the offerd it started", "[e2e]") {
+    const std::string csv = generated_csv(20);
+    auto r = run_script(csv, "0", "0");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("orchestrator listening on") != std::string::npos);
+    CHECK(r.out.find("summary: rows_read=20 sent=20 ok=20 ") != std::string::npos);
+    std::remove(csv.c_str());
+}
+
+TEST_CASE("scripts/run.sh with its port held by another server says its offerd did not start and streams nothing", "[e2e]") {
+    fake_target other;
+    const std::string csv = generated_csv(5);
+    auto r = run_script(csv, std::to_string(other.server.port()), "0");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("in use") != std::string::npos);
+    CHECK(r.err.find("run: offerd did not start") != std::string::npos);
+    CHECK(r.err.find("No such process") == std::string::npos);
+    CHECK(other.posts() == 0);
+    std::remove(csv.c_str());
+}
+
+TEST_CASE("scripts/deps.sh says what it installs and lets no installed service start", "[e2e]") {
+    if (geteuid() != 0) {
+        WARN("skipped: not root, so deps.sh would run apt-get through sudo, which ignores the stand-ins");
+        return;
+    }
+    // Stand-ins for dpkg-query (nothing installed) and apt-get (records each call and what
+    // policy-rc.d answers while it installs).
+    const std::string dir = temp_path("deps-stubs");
+    std::remove(dir.c_str());
+    REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+    const std::string calls = dir + "/calls", policy = dir + "/policy-rc.d";
+    std::ofstream(dir + "/dpkg-query") << "#!/bin/sh\nexit 1\n";
+    std::ofstream(dir + "/apt-get") << "#!/bin/sh\necho \"apt-get $*\" >> " << calls << "\ncase \"$*\" in *install*) \"" << policy
+                                    << "\" prometheus start; echo \"policy $?\" >> " << calls << ";; esac\n";
+    for (const char* stub : {"/dpkg-query", "/apt-get"}) REQUIRE(chmod((dir + stub).c_str(), 0700) == 0);
+    auto r = run_process({"/usr/bin/env", "PATH=" + dir + ":/usr/bin:/bin", "DEPS_POLICY_RC_D=" + policy,
+                          std::string(OFFERD_SOURCE_DIR) + "/scripts/deps.sh", "prometheus"},
+                         std::chrono::seconds(30));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("deps: installing tools the README uses: curl jq") != std::string::npos);
+    CHECK(r.err.find("deps: installing test tools: prometheus") != std::string::npos);
+    std::ifstream in(calls);
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(log.find("install -y -qq --no-install-recommends prometheus") != std::string::npos);
+    CHECK(log.find("policy 0") == std::string::npos);
+    CHECK(log.find("policy 101") != std::string::npos);
+    CHECK(access(policy.c_str(), F_OK) != 0);  // removed again
+    for (const char* f : {"/dpkg-query", "/apt-get", "/calls"}) std::remove((dir + f).c_str());
+    rmdir(dir.c_str());
 }
