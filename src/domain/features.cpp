@@ -7,6 +7,20 @@
 
 namespace offerd {
 
+namespace {
+// sum / n as the contract's reference computes it; when the sum of finite values overflowed
+// (values near DBL_MAX) the mean of value / n instead, which cannot, so valid inputs always give
+// finite features. Normal inputs get the plain sum's exact result.
+template <class Value>
+double safe_mean(double sum, std::size_t n, Value value) {
+    const auto dn = static_cast<double>(n);
+    if (std::isfinite(sum)) return sum / dn;
+    double mean = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += value(i) / dn;
+    return mean;
+}
+}  // namespace
+
 member_features compute_features(std::span<const transaction> history, const transaction& current, micros now) {
     const std::size_t n = history.size() + 1;
     const auto at = [&](std::size_t i) -> const transaction& { return i < history.size() ? history[i] : current; };
@@ -38,12 +52,11 @@ member_features compute_features(std::span<const transaction> history, const tra
         l3_revenue += at(top[k]).revenue;
     }
     const auto dn = static_cast<double>(n);
-    const auto d3 = static_cast<double>(top_n);
     member_features f;
-    f.avg_points_bought = sum_points / dn;
-    f.avg_revenue_usd = sum_revenue / dn;
-    f.last_3_avg_points_bought = l3_points / d3;
-    f.last_3_avg_revenue_usd = l3_revenue / d3;
+    f.avg_points_bought = safe_mean(sum_points, n, [&](std::size_t i) { return at(i).points; });
+    f.avg_revenue_usd = safe_mean(sum_revenue, n, [&](std::size_t i) { return at(i).revenue; });
+    f.last_3_avg_points_bought = safe_mean(l3_points, top_n, [&](std::size_t k) { return at(top[k]).points; });
+    f.last_3_avg_revenue_usd = safe_mean(l3_revenue, top_n, [&](std::size_t k) { return at(top[k]).revenue; });
     f.pct_buy = static_cast<double>(type_count[0]) / dn;
     f.pct_gift = static_cast<double>(type_count[1]) / dn;
     f.pct_redeem = static_cast<double>(type_count[2]) / dn;

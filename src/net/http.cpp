@@ -2,6 +2,7 @@
 #include "offerd/net/http.hpp"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <random>
 
 #include "offerd/codec/wire.hpp"
@@ -62,6 +63,25 @@ void append_wire_header(std::string& out, const response& res) {
     out += res.reason();
     out += "\r\n";
     append_fields(out, res);
+}
+
+http::status transfer_coding_verdict(std::string_view value) noexcept {
+    int chunked = 0, others = 0;
+    bool last_chunked = false;
+    for (std::size_t at = 0; at <= value.size();) {
+        std::size_t end = value.find(',', at);
+        if (end == std::string_view::npos) end = value.size();
+        std::string_view coding = value.substr(at, end - at);
+        while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+        while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+        if (!coding.empty()) {  // empty list elements are allowed and ignored (RFC 9110 5.6.1)
+            last_chunked = beast::iequals(coding, "chunked");
+            (last_chunked ? chunked : others) += 1;
+        }
+        at = end + 1;
+    }
+    if (!last_chunked || chunked > 1) return http::status::bad_request;
+    return others > 0 ? http::status::not_implemented : http::status::ok;
 }
 
 http::status status_for(errc e) noexcept {

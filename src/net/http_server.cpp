@@ -47,6 +47,7 @@ struct http_server::state {
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> open{0};
     std::atomic<std::size_t> accepted{0};
+    std::atomic<std::size_t> turning_away{0};  // connections over max_connections being answered 503
     std::size_t next_worker = 0;  // accept loop only
     std::mutex mutex;
     std::unordered_set<std::shared_ptr<connection>> connections;
@@ -61,9 +62,11 @@ namespace {
 using state_ptr = std::shared_ptr<http_server::state>;
 
 // Writes an error answer for a request we could not read, then closes.
-asio::awaitable<void> reject(connection& c, const http_server::state& s, http::status status, std::string_view detail) {
+asio::awaitable<void> reject(connection& c, const http_server::state& s, http::status status, std::string_view detail,
+                             std::string_view retry_after = {}) {
     response res = detail_response(status, detail);
     res.keep_alive(false);
+    if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
     res.set(request_id_header, new_request_id());
     c.stream.expires_after(s.limits.write_timeout);
     if (auto [ec, n] = co_await http::async_write(c.stream, res, nothrow); ec) co_return;
@@ -84,13 +87,16 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     beast::flat_buffer buffer;
     std::string wire;  // the response's header bytes; reused across the connection's requests
     const server_limits& lim = s->limits;
-    for (;;) {
+    // A new connection's first request must arrive, headers complete, within the header
+    // timeout (one that sends nothing is cut by it); keep-alive waits get the idle timeout.
+    c->stream.expires_after(lim.header_timeout);
+    for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
             if (s->stopping.load(std::memory_order_relaxed)) break;
-            // Wait for the next request's first bytes under the idle timeout. Only this wait is
-            // cancelled by stop(): a request that has started arriving is read and answered.
+            // Wait for the next request's first bytes. Only this wait is cancelled by stop(): a
+            // request that has started arriving is read and answered.
             c->busy = false;
-            c->stream.expires_after(lim.idle_timeout);
+            if (!first) c->stream.expires_after(lim.idle_timeout);
             auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), nothrow);
             if (ec) co_return;
             buffer.commit(n);
@@ -99,7 +105,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
         parser.body_limit(lim.max_body_bytes);
-        c->stream.expires_after(lim.header_timeout);
+        if (!first) c->stream.expires_after(lim.header_timeout);
         auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser, nothrow);
         if (hec == http::error::header_limit) co_return co_await reject(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
         if (hec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
@@ -107,6 +113,14 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             hec == asio::error::operation_aborted)
             co_return;
         if (hec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
+        if (const auto te = parser.get().find(http::field::transfer_encoding); te != parser.get().end()) {
+            // Beast reads a body only when chunked is the last coding, and ignores the others:
+            // the rest would be parsed as a next request. Answer and close instead.
+            if (const auto verdict = transfer_coding_verdict(te->value()); verdict == http::status::bad_request)
+                co_return co_await reject(*c, *s, verdict, "Transfer-Encoding must end with chunked");
+            else if (verdict != http::status::ok)
+                co_return co_await reject(*c, *s, verdict, "Transfer-Encoding other than chunked is not supported");
+        }
         if (!parser.is_done()) {
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                 http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -147,6 +161,13 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     c->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+// Connections over max_connections answered at once; beyond, they are closed unanswered.
+constexpr std::size_t max_turning_away = 64;
+
+asio::awaitable<void> turn_away(state_ptr s, std::shared_ptr<connection> c) {
+    co_await reject(*c, *s, http::status::service_unavailable, "Too many connections", "1");
+}
+
 // The worker that owns the other end when it is one of this process's clients (see
 // loopback_affinity), else `fallback`.
 std::size_t worker_for(const http_server::state& s, const tcp::socket& socket, std::size_t fallback) {
@@ -173,8 +194,16 @@ asio::awaitable<void> accept_loop(state_ptr s) {
         }
         tcp::socket socket(std::move(accepted));
         if (s->open.load() >= s->limits.max_connections) {
-            beast::error_code ignored;
-            socket.close(ignored);
+            // Over the limit: answer 503 + Retry-After and close rather than reset. A flood of
+            // these is bounded too: beyond max_turning_away at once they are closed unanswered.
+            if (s->turning_away.fetch_add(1) >= max_turning_away) {
+                s->turning_away.fetch_sub(1);
+                beast::error_code ignored;
+                socket.close(ignored);
+                continue;
+            }
+            auto c = std::make_shared<connection>(std::move(socket));
+            asio::co_spawn(*s->workers[worker], turn_away(s, c), [s, c](const std::exception_ptr&) { s->turning_away.fetch_sub(1); });
             continue;
         }
         if (const std::size_t owner = worker_for(*s, socket, worker); owner != worker) {

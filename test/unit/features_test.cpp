@@ -298,3 +298,20 @@ TEST_CASE("A recent big buyer gets the discount and a redeem-only member the bon
     const auto saver = compute_features(none, tx("2024-03-01T10:00:00Z", redeem, -1000, 0), at("2024-03-01T11:00:00Z"));
     CHECK(assign_offer(predict_ats(saver), predict_resp(saver)) == offer_bonus);
 }
+
+TEST_CASE("Averages of points near the largest double stay finite", "[unit]") {
+    const std::vector<transaction> history{tx("2024-03-01T12:00:00Z", buy, 1e308, 1e308)};
+    const auto f = compute_features(history, tx("2024-03-02T12:00:00Z", buy, 1e308, 1e308), at("2024-03-04T08:00:00Z"));
+    CHECK(f.avg_points_bought == 1e308);
+    CHECK(f.avg_revenue_usd == 1e308);
+    CHECK(f.last_3_avg_points_bought == 1e308);
+    CHECK(f.last_3_avg_revenue_usd == 1e308);
+    CHECK(std::isfinite(predict_ats(f)));
+}
+
+TEST_CASE("Averages of huge values of both signs are their plain means", "[unit]") {
+    const std::vector<transaction> history{tx("2024-03-01T12:00:00Z", buy, 1.5e308, 1), tx("2024-03-01T13:00:00Z", buy, 1.5e308, 1)};
+    const auto f = compute_features(history, tx("2024-03-02T12:00:00Z", buy, -1.5e308, 1), at("2024-03-04T08:00:00Z"));
+    CHECK(f.avg_points_bought == Approx(0.5e308));
+    CHECK(f.avg_revenue_usd == 1);
+}

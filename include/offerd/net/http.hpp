@@ -43,6 +43,11 @@ std::array<asio::const_buffer, 2> wire_buffers(const std::string& header, const 
     return {asio::buffer(header), asio::buffer(m.body())};
 }
 
+// What a request's Transfer-Encoding value allows (RFC 9112 6.1, 6.3): ok when it is exactly
+// `chunked`; bad_request when chunked is not the final coding or is repeated (the body length
+// cannot be known: answer and close); not_implemented for any other coding (we decode none).
+http::status transfer_coding_verdict(std::string_view value) noexcept;
+
 // The one map from error code to HTTP status.
 http::status status_for(errc e) noexcept;
 // A response for a failure. 5xx bodies carry a generic message, never internals.

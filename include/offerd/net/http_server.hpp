@@ -23,11 +23,11 @@ struct server_limits {
     std::size_t max_header_bytes = 8 * 1024;    // larger headers: 431
     std::size_t max_body_bytes = 64 * 1024;     // larger bodies: 413
     std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
-    std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
+    std::chrono::milliseconds header_timeout{10'000};  // accept (or a later request's first byte) to end of headers
     std::chrono::milliseconds body_timeout{10'000};    // end of headers to end of body
     std::chrono::milliseconds write_timeout{10'000};
     std::chrono::milliseconds drain_timeout{1'000};    // reading leftovers after an error answer
-    std::size_t max_connections = 10'000;       // beyond: accepted and closed at once
+    std::size_t max_connections = 10'000;       // beyond: answered 503 + Retry-After and closed
 };
 
 class http_server {
