@@ -250,7 +250,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("now", po::value<std::string>(), "fixed RFC 3339 'now' for DAYS_SINCE_LAST_TRANSACTION (replays, backtests)")
         ("threads", ranged<std::size_t>(0, 256)->default_value(0), "worker threads, one io_context each (0: one per CPU this process may use, taskset and cpusets included); calls between roles of one process stay on the calling worker")
         ("realtime-priority", ranged<int>(0, 99)->default_value(d.realtime_priority),
-         "run the worker threads SCHED_FIFO at this priority (1-99) when permitted (CAP_SYS_NICE or ulimit -r), so a worker with a request does not wait for a core behind other processes; under overload ordinary work on those CPUs then waits (README: Operating). 0: ordinary scheduling. Refused (the 'scheduling' log event says why) with more workers than CPUs, under a cgroup CPU quota, with a finite RLIMIT_RTTIME, or with the kernel's protection of ordinary tasks turned off")
+         "opt-in: run the worker threads SCHED_FIFO at this priority (1-99) when permitted (CAP_SYS_NICE or ulimit -r), so a worker with a request does not wait for a core behind other processes; under overload ordinary work on those CPUs then waits (README: Scheduling). Use it on a host or CPUs dedicated to offerd that needs the lowest tail latency. 0 (default): ordinary scheduling. Refused (the 'scheduling' log event says why) with more workers than CPUs, under a cgroup CPU quota, with a finite RLIMIT_RTTIME, or with the kernel's protection of ordinary tasks turned off")
         ("sched-slice-us", ranged<long>(100, 100'000)->or_zero()->default_value(d.sched_slice.count()),
          "CPU time slice each worker thread asks the kernel for when not real-time (Linux 6.12+, ignored before): a short one gets a waking worker onto a busy core sooner; 0 keeps the kernel default, else 100 to 100000")
         ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
@@ -363,7 +363,7 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("timeout-ms", ranged<long>(1, max_ms)->default_value(d.timeout.count()), "per-request timeout")
         ("retries", ranged<int>(0, 20)->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)")
         ("realtime-priority", ranged<int>(0, 99)->default_value(d.realtime_priority),
-         "run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r), like the server's workers: beside a real-time offerd on the same machine an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0: ordinary scheduling")
+         "opt-in: run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r); use it beside an offerd started with --realtime-priority on the same machine, where an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0 (default): ordinary scheduling")
         ("key-file", po::value<std::string>(), "file holding the API key (or JWT) sent as Authorization: Bearer (README: Security)");
     // clang-format on
     po::positional_options_description positional;

@@ -45,7 +45,7 @@ struct app_config {
     std::uint16_t offer_engine_port = 8003;
     std::size_t threads = 0;  // 0: one per CPU this process may use
     // Worker threads run SCHED_FIFO at this priority when the process may (0: never); see scheduling.hpp.
-    int realtime_priority = 1;
+    int realtime_priority = 0;
     std::chrono::microseconds sched_slice{100};  // per worker thread when not real-time, on kernels that take one (0: kernel default)
     server_limits limits;
     orchestrator_config orchestrator;

@@ -23,7 +23,7 @@ struct stream_config {
     std::chrono::milliseconds timeout{10'000};     // per request
     int retries = 3;                               // extra attempts after a timeout, 429 or 5xx
     std::chrono::milliseconds backoff{100};        // first retry pause; doubles each time (full jitter)
-    int realtime_priority = 1;                     // `offerd stream` runs its thread SCHED_FIFO when permitted (0: never), before run_stream
+    int realtime_priority = 0;                     // > 0: `offerd stream` runs its thread SCHED_FIFO when permitted (0: never), before run_stream
     std::size_t max_pending = 4096;                // rows read ahead of the oldest unanswered one (bounds memory)
     std::string key_file;                          // credential sent as Authorization: Bearer (empty: none)
 };
