@@ -266,7 +266,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("breaker-threshold", ranged<int>(0, 1'000'000), "deprecated: same as --breaker-min-calls (0: never open)")
         ("idempotency-retention-ms", ranged<long>(1, 7 * max_ms)->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
         ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
-        ("member-data-journal-fsync", po::bool_switch(), "member-data: fdatasync each journal record (survives power loss)")
+        ("member-data-journal-fsync", po::value<std::string>()->default_value("always")->implicit_value("always"),
+         "member-data: always: a write is fdatasync'ed before it is answered (writes arriving together share one fdatasync); never: leave it to the OS")
         ("data-dir", po::value<std::string>(), "directory for the durable outbox (outbox.log); without it the outbox lives in memory only")
         ("outbox-fsync", po::value<std::string>()->default_value("always"), "always: fdatasync each outbox record; never: leave it to the OS")
         ("pool-size", ranged<std::size_t>(0, 100'000)->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
@@ -334,7 +335,9 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     o.breaker.min_calls = vm[vm.count("breaker-threshold") ? "breaker-threshold" : "breaker-min-calls"].as<int>();
     o.breaker.failure_rate = vm["breaker-failure-rate"].as<double>();
     if (vm.count("member-data-journal")) c.member_data.journal = vm["member-data-journal"].as<std::string>();
-    c.member_data.journal_fsync = vm["member-data-journal-fsync"].as<bool>();
+    const auto journal_fsync = parse_fsync_policy(vm["member-data-journal-fsync"].as<std::string>());
+    if (!journal_fsync) return usage_error<app_config>("", "--member-data-journal-fsync must be always or never");
+    c.member_data.journal_fsync = *journal_fsync;
     if (vm.count("data-dir")) o.outbox.dir = vm["data-dir"].as<std::string>();
     const std::string fsync = vm["outbox-fsync"].as<std::string>();
     if (fsync != "always" && fsync != "never") return usage_error<app_config>("", "--outbox-fsync must be always or never");

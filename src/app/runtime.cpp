@@ -16,8 +16,8 @@
 #include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
 #include "offerd/security/guard.hpp"
-#include "offerd/services/member_store.hpp"
 #include "offerd/services/services.hpp"
+#include "offerd/store/journal_history_store.hpp"
 
 namespace offerd {
 
@@ -29,6 +29,16 @@ url upstream_url(const std::string& configured, const char* flag, const std::str
     auto u = parse_url(configured);
     if (!u) throw std::runtime_error(std::string("invalid ") + flag + ": " + u.error().detail);
     return *u;
+}
+
+// In memory, made durable by the journal when one is configured; damage found in it is reported.
+std::shared_ptr<history_store> open_member_data_store(const member_data_options& opt, logger& log) {
+    auto memory = std::make_shared<memory_history_store>();
+    if (opt.journal.empty()) return memory;
+    auto journal = journal_history_store::open(opt.journal, opt.journal_fsync, std::move(memory));
+    if (!journal) throw std::runtime_error("member-data journal: " + journal.error().detail);
+    report_damage((*journal)->report(), log);
+    return std::move(journal).value();
 }
 }  // namespace
 
@@ -70,8 +80,8 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
                                                           cfg_.limits, log_, affinity_.get());
     };
     if (cfg_.has(role::member_data)) {
-        store_ = std::make_shared<member_store>();
-        listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_, cfg_.member_data));
+        store_ = open_member_data_store(cfg_.member_data, log_);
+        listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
     }
     if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router());
     if (cfg_.has(role::offer_engine)) listen(role::offer_engine, cfg_.offer_engine_port, make_offer_engine_router());

@@ -1,4 +1,4 @@
-// Outbox storage: an in-memory FIFO mirrored to an append-only, checksummed file.
+// Outbox storage: an in-memory FIFO mirrored to a verified record_log.
 #include "offerd/orchestrator/outbox.hpp"
 
 #include <sys/stat.h>
@@ -7,10 +7,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
-#include "offerd/codec/record_line.hpp"
+#include "offerd/codec/keyed_record.hpp"
 
 namespace offerd {
 
@@ -19,33 +18,21 @@ outbox::outbox(const outbox_config& cfg) : cfg_(cfg) {
     if (::mkdir(cfg_.dir.c_str(), 0755) != 0 && errno != EEXIST)
         throw std::runtime_error("cannot create data directory '" + cfg_.dir + "': " + std::strerror(errno));
     const std::string path = cfg_.dir + "/outbox.log";
-    {
-        std::ifstream in(path);
-        std::deque<item> replayed;
-        for (std::string line; std::getline(in, line);) {
-            if (line.starts_with("A ")) {
-                const std::uint64_t seq = std::strtoull(line.c_str() + 2, nullptr, 10);
-                std::erase_if(replayed, [&](const item& i) { return i.seq == seq; });
-                continue;
-            }
-            auto r = decode_record_line(line);
-            if (!r) continue;  // torn or corrupt record (crash mid-write): its checksum fails; skip it
-            next_seq_ = std::max(next_seq_, r->seq + 1);
-            replayed.push_back(item{r->seq, std::move(r->key), std::move(r->txn)});
+    auto opened = record_log::open(path, cfg_.fsync ? fsync_policy::always : fsync_policy::never, [&](const log_record& r) {
+        if (r.payload.starts_with("ack ")) {
+            const std::uint64_t seq = std::strtoull(r.payload.c_str() + 4, nullptr, 10);
+            std::erase_if(items_, [&](const item& i) { return i.seq == seq; });
+        } else if (auto rec = decode_keyed_record(r.payload)) {
+            items_.push_back(item{r.seq, std::move(rec->key), std::move(rec->txn)});
         }
-        items_ = std::move(replayed);
-        for (const item& i : items_) by_member_[i.txn.member_id].push_back(i.txn);
-    }
+    });
+    if (!opened) throw std::runtime_error(opened.error().detail);
+    file_ = std::move(opened).value();
+    for (const item& i : items_) by_member_[i.txn.member_id].push_back(i.txn);
     // Rewrite the file with just what is still pending (compaction), then append from there.
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        for (const item& i : items_) out << encode_record_line({i.seq, i.key, i.txn});
-        if (!out.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-        throw std::runtime_error("cannot replace '" + path + "': " + std::strerror(errno));
-    file_ = std::make_unique<append_file>(path, cfg_.fsync);
+    std::vector<log_record> pending;
+    for (const item& i : items_) pending.push_back({i.seq, encode_keyed_record(i.key, i.txn)});
+    if (auto r = file_->rewrite(pending); !r) throw std::runtime_error(r.error().detail);
     count_.store(items_.size());
 }
 
@@ -68,12 +55,9 @@ std::vector<transaction> outbox::pending_for(std::string_view member) const {
 result<std::uint64_t> outbox::add(std::string key, const transaction& t) {
     std::lock_guard lock(mutex_);
     if (items_.size() >= cfg_.max_items) return fail(errc::internal, "outbox is full (" + std::to_string(cfg_.max_items) + " items)");
-    const std::uint64_t seq = next_seq_++;
-    try {
-        if (file_) file_->append(encode_record_line({seq, key, t}));
-    } catch (const std::exception& e) {
-        return fail(errc::internal, e.what());
-    }
+    const auto written = file_ ? file_->append_sync(encode_keyed_record(key, t)) : result<std::uint64_t>(next_seq_++);
+    if (!written) return written.error();
+    const std::uint64_t seq = *written;
     items_.push_back(item{seq, std::move(key), t});
     by_member_[t.member_id].push_back(t);
     count_.store(items_.size(), std::memory_order_release);
@@ -99,12 +83,9 @@ void outbox::acknowledge(std::uint64_t seq) {
     items_.erase(it);
     count_.store(items_.size(), std::memory_order_release);
     if (!file_) return;
-    try {
-        if (items_.empty()) file_->truncate();
-        else file_->append("A " + std::to_string(seq) + '\n');
-    } catch (const std::exception&) {
-        // The item was delivered; a stale record only means a de-duplicated redelivery after a restart.
-    }
+    // On failure: the item was delivered; a stale record only means a de-duplicated redelivery after a restart.
+    if (items_.empty()) (void)file_->truncate();
+    else (void)file_->append_sync("ack " + std::to_string(seq));
 }
 
 std::size_t outbox::size() const { return count_.load(); }

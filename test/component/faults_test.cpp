@@ -2,7 +2,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/history_store.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;

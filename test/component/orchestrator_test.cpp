@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/history_store.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;

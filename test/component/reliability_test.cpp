@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/history_store.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;

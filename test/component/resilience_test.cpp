@@ -1,7 +1,7 @@
 // Retry budget and idempotency cache logic, with injected time (the breaker: test/unit/breaker_test.cpp).
 #include <catch2/catch.hpp>
 
-#include "offerd/orchestrator/idempotency_cache.hpp"
+#include "offerd/store/idempotency_cache.hpp"
 #include "offerd/orchestrator/resilience.hpp"
 
 using namespace offerd;

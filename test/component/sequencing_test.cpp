@@ -10,7 +10,7 @@
 #include "offerd/codec/wire.hpp"
 #include "offerd/domain/features.hpp"
 #include "offerd/orchestrator/member_sequencer.hpp"
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/history_store.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;

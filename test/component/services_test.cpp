@@ -17,7 +17,7 @@
 #include "offerd/net/http_client.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/net/router.hpp"
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/memory_history_store.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;
@@ -131,11 +131,11 @@ TEST_CASE("unknown routes answer 404 and wrong methods 405 with Allow", "[compon
 }
 
 TEST_CASE("the compact member store round-trips every field, including years before 1970", "[component]") {
-    member_store store;
+    memory_history_store store;
     const auto early = make_transaction("OLD", "0001-01-01T00:00:00.000001Z", "redeem", -5.5, 0).value();
     const auto late = make_transaction("OLD", "9999-12-31T23:59:59.999999Z", "gift", 1e300, 0.1).value();
-    store.append(early);
-    store.append(late);
+    store.add(early);
+    store.add(late);
     const auto back = store.history("OLD");
     REQUIRE(back.size() == 2);
     CHECK(back[0] == early);

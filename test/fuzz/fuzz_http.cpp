@@ -11,14 +11,14 @@
 
 #include "offerd/security/api_keys.hpp"
 #include "offerd/security/jwt.hpp"
-#include "offerd/services/member_store.hpp"
+#include "offerd/store/memory_history_store.hpp"
 #include "offerd/services/services.hpp"
 
 using namespace offerd;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const auto routers = [] {
-        std::vector<std::shared_ptr<router>> r{make_member_data_router(std::make_shared<member_store>()),
+        std::vector<std::shared_ptr<router>> r{make_member_data_router(std::make_shared<memory_history_store>()),
                                                make_prediction_router(), make_offer_engine_router()};
         return r;
     }();

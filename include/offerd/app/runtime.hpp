@@ -16,7 +16,7 @@ namespace offerd {
 class http_server;
 class logger;
 class loopback_affinity;
-class member_store;
+class history_store;
 class metrics_registry;
 class orchestrator_service;
 class security_gate;
@@ -40,7 +40,7 @@ public:
     std::uint16_t port(role r) const;
     std::string base_url(role r) const;
     // The member-data store when that role runs here (tests inspect it), else nullptr.
-    member_store* store() const noexcept { return store_.get(); }
+    history_store* store() const noexcept { return store_.get(); }
     std::size_t workers() const noexcept { return workers_.size(); }
     // Re-reads the API keys file (SIGHUP): on success the number of clients, else why not (the
     // keys in use stay). Thread-safe.
@@ -56,7 +56,7 @@ private:
     std::unique_ptr<loopback_affinity> affinity_;  // shared by the listeners and the orchestrator's clients
     std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards_;
     std::vector<std::thread> threads_;
-    std::shared_ptr<member_store> store_;
+    std::shared_ptr<history_store> store_;
     std::unique_ptr<orchestrator_service> orchestrator_;
     std::unique_ptr<http_server> servers_[4];  // indexed by role bit position
     std::shared_ptr<metrics_registry> metrics_;

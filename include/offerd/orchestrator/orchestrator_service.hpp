@@ -10,7 +10,7 @@
 #include "offerd/app/config.hpp"
 #include "offerd/obs/metrics.hpp"
 #include "offerd/obs/prometheus.hpp"
-#include "offerd/orchestrator/idempotency_cache.hpp"
+#include "offerd/store/idempotency_cache.hpp"
 #include "offerd/orchestrator/member_sequencer.hpp"
 #include "offerd/orchestrator/offer_pipeline.hpp"
 #include "offerd/net/router.hpp"

@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "offerd/app/append_file.hpp"
 #include "offerd/domain/transaction.hpp"
+#include "offerd/store/record_log.hpp"
 
 namespace offerd {
 
@@ -29,9 +29,10 @@ struct outbox_config {
 
 // Thread-safe behind one mutex. has_pending() is lock-free while the outbox is empty, which is
 // the normal case, so the hot path pays one atomic load. Disk writes happen only when a persist
-// failed, under the mutex, with the file in append mode: `P <seq> <crc32> <json>` adds an item,
-// `A <seq>` acknowledges it. Replay keeps items without an acknowledgement and skips a torn or
-// corrupt line (crash mid-write). The file is truncated whenever the outbox empties.
+// failed, under the mutex, to a record_log: a keyed_record payload adds an item, `ack <seq>`
+// acknowledges it. Replay keeps items without an acknowledgement; the log verifies every record
+// and cuts damage off (file_report() says what it found). The file is truncated whenever the
+// outbox empties.
 class outbox {
 public:
     struct item {
@@ -59,6 +60,8 @@ public:
     std::size_t size() const;
     std::vector<item> snapshot() const;
     const outbox_config& config() const noexcept { return cfg_; }
+    // What opening the file found (report_damage() logs it); nullptr when memory-only.
+    const open_report* file_report() const noexcept { return file_ ? &file_->report() : nullptr; }
 
 private:
 
@@ -68,7 +71,7 @@ private:
     std::unordered_map<std::string, std::deque<transaction>> by_member_;  // the same items, per member
     std::uint64_t next_seq_ = 1;
     std::atomic<std::size_t> count_{0};
-    std::unique_ptr<append_file> file_;  // null when memory-only
+    std::unique_ptr<record_log> file_;  // null when memory-only
 };
 
 }  // namespace offerd

@@ -5,21 +5,23 @@
 #include <string>
 
 #include "offerd/net/router.hpp"
+#include "offerd/store/record_log.hpp"
 
 namespace offerd {
 
-class member_store;
+class history_store;
 
+// member-data's storage, from flags; app/runtime builds the store from it.
 struct member_data_options {
-    std::string journal;          // file that records every stored write and is replayed on start ("" = none)
-    bool journal_fsync = false;   // fdatasync each journal record (survives power loss, not just crashes)
+    std::string journal;                             // file that records every stored write and is replayed on start ("" = none)
+    fsync_policy journal_fsync = fsync_policy::always;  // always: durable before the answer, one fdatasync per group of writes
 };
 
-// GET /health, POST /member_data, GET /member_data/{memberId}. A POST carrying an
-// Idempotency-Key already seen (10 min, 100k keys; rebuilt from the journal) is answered with
-// the stored object and not stored again. Replays the journal into the store first; throws
-// std::runtime_error when the journal cannot be opened.
-std::shared_ptr<router> make_member_data_router(std::shared_ptr<member_store> store, const member_data_options& opt = {});
+// GET /health, POST /member_data, GET /member_data/{memberId}, a route table over `store`. A
+// POST carrying an Idempotency-Key already stored is answered with the stored object, with
+// `Idempotent-Replayed: true`, and not stored again; the same key with another transaction
+// is 422; a write the store cannot make durable is 503.
+std::shared_ptr<router> make_member_data_router(std::shared_ptr<history_store> store);
 // GET /health, POST /ml/ats/predict, POST /ml/resp/predict.
 std::shared_ptr<router> make_prediction_router();
 // GET /health, POST /offer/assign.

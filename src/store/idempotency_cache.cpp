@@ -1,5 +1,5 @@
 // Idempotency-Key answer cache.
-#include "offerd/orchestrator/idempotency_cache.hpp"
+#include "offerd/store/idempotency_cache.hpp"
 
 #include <algorithm>
 

@@ -1,15 +1,17 @@
-// Sharded member store.
-#include "offerd/services/member_store.hpp"
+// Sharded in-memory history store.
+#include "offerd/store/memory_history_store.hpp"
 
 #include "offerd/codec/wire.hpp"
 
 namespace offerd {
 
-member_store::shard& member_store::shard_for(std::string_view id) const noexcept {
+memory_history_store::memory_history_store(const history_keys_config& keys) : keys_(keys.retention, keys.capacity) {}
+
+memory_history_store::shard& memory_history_store::shard_for(std::string_view id) const noexcept {
     return shards_[string_hash{}(id) % shard_count];
 }
 
-void member_store::append(const transaction& t, const transaction_text* as_sent) {
+void memory_history_store::add(const transaction& t, const transaction_text* as_sent) {
     const bool differs = as_sent && (as_sent->type != to_string(t.type) || as_sent->ts != format_rfc3339(t.ts));
     shard& s = shard_for(t.member_id);
     std::lock_guard lock(s.mutex);
@@ -25,7 +27,7 @@ void member_store::append(const transaction& t, const transaction_text* as_sent)
     ++s.transactions;
 }
 
-bool member_store::history_json(std::string_view member_id, std::string& out) const {
+bool memory_history_store::history_json_now(std::string_view member_id, std::string& out) const {
     const shard& s = shard_for(member_id);
     const std::string prefix = history_entry_prefix(member_id);
     transaction t;  // reused for entries echoed as posted
@@ -56,7 +58,7 @@ bool member_store::history_json(std::string_view member_id, std::string& out) co
     return true;
 }
 
-std::vector<transaction> member_store::history(std::string_view member_id) const {
+std::vector<transaction> memory_history_store::history(std::string_view member_id) const {
     const shard& s = shard_for(member_id);
     std::vector<transaction> out;
     std::lock_guard lock(s.mutex);
@@ -67,7 +69,7 @@ std::vector<transaction> member_store::history(std::string_view member_id) const
     return out;
 }
 
-std::size_t member_store::members() const {
+std::size_t memory_history_store::members() const {
     std::size_t n = 0;
     for (const shard& s : shards_) {
         std::lock_guard lock(s.mutex);
@@ -76,13 +78,38 @@ std::size_t member_store::members() const {
     return n;
 }
 
-std::size_t member_store::transactions() const {
+std::size_t memory_history_store::transactions() const {
     std::size_t n = 0;
     for (const shard& s : shards_) {
         std::lock_guard lock(s.mutex);
         n += s.transactions;
     }
     return n;
+}
+
+std::optional<append_outcome> memory_history_store::claim_key(const std::string& key, const transaction& t, std::string body) {
+    if (key.empty()) return std::nullopt;
+    const std::uint64_t h = idempotency_cache::hash(encode_transaction(t));
+    auto prior = keys_.insert_if_absent(key, {h, 200, std::move(body)});
+    if (!prior) return std::nullopt;
+    if (prior->body_hash != h) return append_outcome{append_outcome::kind::conflict, {}};
+    return append_outcome{append_outcome::kind::duplicate, std::move(prior->body)};
+}
+
+void memory_history_store::release_key(const std::string& key) {
+    if (!key.empty()) keys_.erase(key);
+}
+
+asio::awaitable<result<append_outcome>> memory_history_store::append(transaction t, std::string key, transaction_text as_sent) {
+    std::string body;
+    append_transaction(body, t, &as_sent);
+    if (auto prior = claim_key(key, t, body)) co_return std::move(*prior);
+    add(t, &as_sent);
+    co_return append_outcome{append_outcome::kind::stored, std::move(body)};
+}
+
+asio::awaitable<result<bool>> memory_history_store::history_json(std::string member, std::string& out) const {
+    co_return history_json_now(member, out);
 }
 
 }  // namespace offerd
