@@ -101,6 +101,15 @@ awk -v a="$t0" -v b="$t1" 'BEGIN { printf "stream member_data.csv (default setti
 stop
 
 echo
+for F in always never; do  # member-data POST throughput with its journal, per fsync policy
+  rm -f "$WORK/journal"; start --member-data-journal "$WORK/journal" --member-data-journal-fsync $F
+  line=$("$BIN" stream --csv "$WORK/bench.csv" --target "http://127.0.0.1:$((PORT+1))" --path /member_data --concurrency 64 --quiet 2>/dev/null | tail -1)
+  m=$(curl -s "http://127.0.0.1:$((PORT+1))/metrics" | awk '/^offerd_member_data_journal_(records|syncs)_total / {printf "%s ", $2}'); stop
+  awk -v f="$F" -v l="$line" -v m="$m" 'BEGIN { n = split(l, kv, " "); for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }; split(m, c, " ")
+       printf "member-data POST, journal fsync %-6s c64: %6.0f writes/s p50 %s ms p99 %s ms (%d records, %d fdatasyncs)\n", f, v["rows_per_s"], v["p50_ms"], v["p99_ms"], c[1], c[2] }'
+done
+
+echo
 echo "cost versus history length (each measured request sees exactly H earlier transactions):"
 printf '%-8s %8s %10s %9s %9s\n' H members offers/s p50_ms p99_ms
 for H in 1 10 100 1000; do

@@ -32,12 +32,18 @@ url upstream_url(const std::string& configured, const char* flag, const std::str
 }
 
 // In memory, made durable by the journal when one is configured; damage found in it is reported.
-std::shared_ptr<history_store> open_member_data_store(const member_data_options& opt, logger& log) {
+std::shared_ptr<history_store> open_member_data_store(const member_data_options& opt, logger& log, metrics_registry& metrics) {
     auto memory = std::make_shared<memory_history_store>();
     if (opt.journal.empty()) return memory;
     auto journal = journal_history_store::open(opt.journal, opt.journal_fsync, std::move(memory));
     if (!journal) throw std::runtime_error("member-data journal: " + journal.error().detail);
     report_damage((*journal)->report(), log);
+    metrics.add([j = *journal](std::string& out) {
+        write_metric_header(out, "offerd_member_data_journal_records_total", "counter", "Records member-data wrote to its journal.");
+        write_sample(out, "offerd_member_data_journal_records_total", {}, static_cast<double>(j->log().appended()));
+        write_metric_header(out, "offerd_member_data_journal_syncs_total", "counter", "fdatasync calls covering them (group commit).");
+        write_sample(out, "offerd_member_data_journal_syncs_total", {}, static_cast<double>(j->log().syncs()));
+    });
     return std::move(journal).value();
 }
 }  // namespace
@@ -80,7 +86,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
                                                           cfg_.limits, log_, affinity_.get());
     };
     if (cfg_.has(role::member_data)) {
-        store_ = open_member_data_store(cfg_.member_data, log_);
+        store_ = open_member_data_store(cfg_.member_data, log_, *metrics_);
         listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
     }
     if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router());
