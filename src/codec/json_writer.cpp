@@ -13,8 +13,13 @@ void append_json_number(std::string& out, double d) {
         return;
     }
     if (d == 0) d = 0;  // no "-0"
-    std::array<char, 32> buf{};
-    const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), d);
+    // Shortest round-trip digits, without an exponent where people (and Prometheus clients) write
+    // none: 1e-7 <= |d| < 1e21 (as JavaScript does) prints 0.0001 and 1000000, not 1e-04, 1e+06.
+    std::array<char, 64> buf{};
+    const double magnitude = std::abs(d);
+    const bool plain = magnitude == 0 || (magnitude >= 1e-7 && magnitude < 1e21);
+    const auto res = plain ? std::to_chars(buf.data(), buf.data() + buf.size(), d, std::chars_format::fixed)
+                           : std::to_chars(buf.data(), buf.data() + buf.size(), d);
     out.append(buf.data(), res.ptr);
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
+#include <cstdio>
+#include <limits>
 #include <random>
 
 #include "offerd/codec/wire.hpp"
@@ -63,6 +65,30 @@ void append_wire_header(std::string& out, const response& res) {
     out += res.reason();
     out += "\r\n";
     append_fields(out, res);
+}
+
+std::string_view http_date(std::chrono::system_clock::time_point now) noexcept {
+    struct cache {
+        std::int64_t second = std::numeric_limits<std::int64_t>::min();
+        std::array<char, 30> text{};  // 29 characters and the terminating NUL snprintf writes
+    };
+    thread_local cache c;
+    const auto second = std::chrono::floor<std::chrono::seconds>(now).time_since_epoch().count();
+    if (second != c.second) {
+        static constexpr const char* days[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};  // 1970-01-01 was a Thursday
+        static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        const auto day = std::chrono::floor<std::chrono::days>(std::chrono::sys_seconds(std::chrono::seconds(second)));
+        const std::chrono::year_month_day ymd(day);
+        const std::chrono::hh_mm_ss hms(std::chrono::sys_seconds(std::chrono::seconds(second)) - day);
+        const auto weekday = ((day.time_since_epoch().count() % 7) + 7) % 7;
+        std::snprintf(c.text.data(), c.text.size(), "%s, %02u %s %04d %02d:%02d:%02d GMT",
+                      days[weekday], static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                      static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                      static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
+        c.second = second;
+    }
+    return {c.text.data(), c.text.size() - 1};
 }
 
 http::status transfer_coding_verdict(std::string_view value) noexcept {

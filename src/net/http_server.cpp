@@ -68,6 +68,7 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
     res.keep_alive(false);
     if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
     res.set(request_id_header, new_request_id());
+    res.set(http::field::date, http_date());
     c.stream.expires_after(s.limits.write_timeout);
     if (auto [ec, n] = co_await http::async_write(c.stream, res, nothrow); ec) co_return;
     // Closing with unread request bytes would send a reset that can overtake the answer: say we
@@ -149,12 +150,16 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         response res = co_await s->routes->dispatch(ctx);
         res.version(req.version());
         res.set(request_id_header, ctx.request_id);
+        res.set(http::field::date, http_date());
         res.keep_alive(req.keep_alive() && !s->stopping.load(std::memory_order_relaxed));
         if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
         wire.clear();
         append_wire_header(wire, res);
         c->stream.expires_after(lim.write_timeout);
-        auto [wec, wn] = co_await asio::async_write(c->stream, wire_buffers(wire, res), nothrow);
+        // HEAD: the GET answer's header (its Content-Length included) without the body.
+        const bool head = req.method() == http::verb::head;
+        auto [wec, wn] = head ? co_await asio::async_write(c->stream, asio::buffer(wire), nothrow)
+                              : co_await asio::async_write(c->stream, wire_buffers(wire, res), nothrow);
         if (wec || !res.keep_alive()) break;
     }
     beast::error_code ignored;

@@ -18,7 +18,11 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
     std::string_view path = ctx.req.target();
     if (const std::size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
 
+    // HEAD is answered by the GET route (the session sends the header only), unless a route
+    // takes HEAD itself.
+    const bool head = ctx.req.method() == http::verb::head;
     const route* match = nullptr;
+    const route* get_for_head = nullptr;
     std::string allow;
     for (const route& r : routes_) {
         bool path_ok = false;
@@ -35,8 +39,14 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
             ctx.param = param;
             break;
         }
+        if (head && r.method == http::verb::get && !get_for_head) {
+            get_for_head = &r;
+            ctx.param = param;
+        }
         allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(r.method));
+        if (r.method == http::verb::get) allow += ", HEAD";
     }
+    if (!match) match = get_for_head;
     if (!match) {
         if (allow.empty()) {
             count(*unmatched_, 404);

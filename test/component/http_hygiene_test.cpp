@@ -154,3 +154,43 @@ TEST_CASE("two transactions of 1e308 points for one member are answered 200", "[
     CHECK(post(port, "/member/offer", txn_body("HUGE", "2024-06-01T10:00:00Z", "BUY", 1e308, 1e308)).status == 200);
     CHECK(post(port, "/member/offer", txn_body("HUGE", "2024-06-02T10:00:00Z", "BUY", 1e308, 1e308)).status == 200);
 }
+
+TEST_CASE("HEAD of a GET route answers like GET without a body", "[component]") {
+    test_app app(all_roles);
+    const auto get_answer = get(app.port(role::orchestrator), "/health");
+    REQUIRE(get_answer.status == 200);
+    const auto ex = talk(app.port(role::orchestrator), "HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(ex.text.rfind("HTTP/1.1 200 ", 0) == 0);
+    CHECK(ex.text.find("Content-Length: " + std::to_string(get_answer.body.size()) + "\r\n") != std::string::npos);
+    const auto end = ex.text.find("\r\n\r\n");
+    REQUIRE(end != std::string::npos);
+    CHECK(ex.text.size() == end + 4);  // no body
+    CHECK(ex.closed_by_server);
+}
+
+TEST_CASE("a wrong method on a GET route lists HEAD in Allow", "[component]") {
+    test_app app(all_roles);
+    const auto ex = talk(app.port(role::orchestrator), "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(ex.text.rfind("HTTP/1.1 405 ", 0) == 0);
+    CHECK(ex.text.find("Allow: GET, HEAD\r\n") != std::string::npos);
+}
+
+TEST_CASE("every answer carries a Date header in IMF-fixdate form", "[component]") {
+    fake_upstream server(ok_health, patient_idle());
+    auto ok = get(server.port(), "/health");
+    REQUIRE(ok.status == 200);
+    const std::string date = ok.headers["Date"];
+    INFO(date);
+    REQUIRE(date.size() == 29);
+    CHECK(date.substr(date.size() - 4) == " GMT");
+    CHECK(date[3] == ',');
+    const auto rejected = talk(server.port(), "BROKEN\r\n\r\n");  // answered by the session itself
+    CHECK(rejected.text.find("\r\nDate: ") != std::string::npos);
+}
+
+TEST_CASE("the Date header names the right day and time", "[unit]") {
+    using namespace std::chrono;
+    CHECK(http_date(sys_days(2026y / December / 1) + 23h + 0min + 55s) == "Tue, 01 Dec 2026 23:00:55 GMT");
+    CHECK(http_date(sys_days(1994y / November / 6) + 8h + 49min + 37s) == "Sun, 06 Nov 1994 08:49:37 GMT");
+    CHECK(http_date(sys_days(2000y / February / 29) + 0s) == "Tue, 29 Feb 2000 00:00:00 GMT");
+}

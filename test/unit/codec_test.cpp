@@ -684,6 +684,25 @@ TEST_CASE("JSON numbers print as a person expects", "[unit]") {
     CHECK(json_number(-0.25) == "-0.25");
 }
 
+TEST_CASE("JSON numbers in the usual ranges print without an exponent", "[unit]") {
+    CHECK(json_number(1e6) == "1000000");
+    CHECK(json_number(1e5) == "100000");
+    CHECK(json_number(-2.5e7) == "-25000000");
+    CHECK(json_number(1e20) == "100000000000000000000");
+    CHECK(json_number(1e-4) == "0.0001");
+    CHECK(json_number(5e-4) == "0.0005");
+    CHECK(json_number(5e-5) == "0.00005");
+    CHECK(json_number(1.5e-7) == "0.00000015");
+    CHECK(json_number(0.1 + 0.2) == "0.30000000000000004");
+}
+
+TEST_CASE("JSON numbers beyond the usual ranges keep the shortest exponent form", "[unit]") {
+    CHECK(json_number(1e21) == "1e+21");
+    CHECK(json_number(1e308) == "1e+308");
+    CHECK(json_number(-1e-8) == "-1e-08");
+    CHECK(json_number(5e-324) == "5e-324");
+}
+
 TEST_CASE("Negative zero prints as 0", "[unit]") {
     CHECK(json_number(-0.0) == "0");
 }

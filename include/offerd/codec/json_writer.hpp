@@ -47,7 +47,7 @@ private:
 // Appends s as a JSON string literal (quotes included), escaping control characters and
 // replacing invalid UTF-8 bytes with U+FFFD so the output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
-// Shortest round-trip decimal; "null" for non-finite.
+// Shortest round-trip decimal, without an exponent for 1e-7 <= |d| < 1e21; "null" for non-finite.
 void append_json_number(std::string& out, double d);
 
 }  // namespace offerd

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -52,6 +53,10 @@ http::status transfer_coding_verdict(std::string_view value) noexcept;
 http::status status_for(errc e) noexcept;
 // A response for a failure. 5xx bodies carry a generic message, never internals.
 response failure_response(const failure& f);
+
+// The IMF-fixdate for a Date header ("Tue, 01 Dec 2026 23:00:55 GMT"). Formatted once per second
+// per thread; the view is valid until this thread's next call.
+std::string_view http_date(std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) noexcept;
 
 // 16 hex chars, unique enough for correlating logs; cheap (thread-local PRNG).
 std::string new_request_id();
