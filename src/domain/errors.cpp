@@ -14,6 +14,7 @@ const char* errc_name(errc e) noexcept {
     case errc::method_not_allowed: return "method_not_allowed";
     case errc::overloaded: return "overloaded";
     case errc::circuit_open: return "circuit_open";
+    case errc::writes_pending: return "writes_pending";
     case errc::idempotency_conflict: return "idempotency_conflict";
     case errc::deadline_exceeded: return "deadline_exceeded";
     case errc::upstream_timeout: return "upstream_timeout";

@@ -1,8 +1,7 @@
-// The pipeline, top to bottom, with a latency measurement around every step.
+// The offer flow, top to bottom, with a latency measurement around every step.
 #include "offerd/orchestrator/offer_pipeline.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <chrono>
 
 #include "offerd/codec/wire.hpp"
 #include "offerd/obs/log.hpp"
@@ -18,10 +17,10 @@ std::int64_t us_since(steady::time_point start) {
 }
 
 // One model call, timed on its own so the fan-out's branches are visible separately.
-asio::awaitable<result<double>> timed_predict(upstreams& up, std::size_t worker, model m, std::string features,
-                                              const call_context& ctx, std::int64_t& latency) {
+asio::awaitable<result<double>> timed_predict(offer_clients& c, model m, std::string features, const call_context& ctx,
+                                              std::int64_t& latency) {
     const auto start = steady::now();
-    auto r = co_await up.predict(worker, m, std::move(features), ctx);
+    auto r = co_await c.predict(m, std::move(features), ctx);
     latency = us_since(start);
     co_return r;
 }
@@ -32,110 +31,115 @@ micros offer_pipeline::now() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-asio::awaitable<offer_outcome> offer_pipeline::decide(std::size_t worker, const transaction& t, const call_context& ctx,
-                                                      history_handoff* known) const {
-    offer_outcome out;
+asio::awaitable<void> offer_pipeline::decide(member_session& s, const transaction& t, const call_context& ctx, offer_outcome& out) {
     auto& lat = out.latency;
-    const auto t0 = steady::now();
-
-    result<decoded_history> history = decoded_history{};
-    out.fetched_at = t0;
-    if (known) {
-        // No GET: the step stays null in the log and metrics, history_handed_over says why. The
-        // GET time travels with the history, however many hand-overs it passes through.
-        history = std::move(known->history);
-        out.fetched_at = known->fetched_at;
-        out.history_handed_over = true;
-    } else {
-        history = co_await up_.fetch_history(worker, t.member_id, ctx);
-        lat[step::fetch] = us_since(t0);
-        if (!history) {
-            out.error = std::move(history).error();
-            lat[step::total] = us_since(t0);
-            co_return out;
-        }
+    auto t0 = steady::now();
+    auto read = co_await writes_.read(s, ctx);
+    if (s.fetched || !read) lat[step::fetch] = us_since(t0);
+    if (!read) {
+        out.error = std::move(read).error();
+        co_return;
     }
-    out.history_len = history->items.size();
-    out.history_skipped = history->skipped;
-    // A handed-over history was built with nothing of the member in the outbox, and only the
-    // persist of the request that handed it over can have put something there since: its own
-    // transaction, which the history already holds.
-    if (auto pending = known ? std::vector<transaction>{} : outbox_.pending_for(t.member_id); !pending.empty()) {
-        out.pending_writes = pending.size();
-        history->items.insert(history->items.end(), pending.begin(), pending.end());
-    }
-    if (history->skipped > 0) {
+    out.fetched = s.fetched;
+    out.history_len = s.history().size();
+    out.history_skipped = s.record->skipped;
+    out.pending_writes = s.pending;
+    if (s.fetched && s.record->skipped > 0) {
         log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id, ctx.trace_id());
-        e.with("memberId", std::string_view(t.member_id)).with("skipped", static_cast<std::uint64_t>(history->skipped));
+        e.with("memberId", std::string_view(t.member_id)).with("skipped", static_cast<std::uint64_t>(s.record->skipped));
         if (e.active()) {
             e.writer().key("reasons").begin_array();
-            for (const auto& r : history->skip_reasons) e.writer().value(std::string_view(r));
+            for (const auto& r : s.skip_reasons) e.writer().value(std::string_view(r));
             e.writer().end_array();
         }
     }
 
-    auto t1 = steady::now();
-    out.features = compute_features(history->items, t, now());
+    t0 = steady::now();
+    out.features = compute_features(s.history(), t, now());
     std::string features_json = encode_features(out.features);
-    lat[step::features] = us_since(t1);
+    lat[step::features] = us_since(t0);
 
-    t1 = steady::now();
-    auto [ats, resp] = co_await (timed_predict(up_, worker, model::ats, features_json, ctx, lat[step::predict_ats]) &&
-                                 timed_predict(up_, worker, model::resp, std::move(features_json), ctx, lat[step::predict_resp]));
-    lat[step::predict] = us_since(t1);
+    t0 = steady::now();
+    auto [ats, resp] = co_await (timed_predict(clients_, model::ats, features_json, ctx, lat[step::predict_ats]) &&
+                                 timed_predict(clients_, model::resp, std::move(features_json), ctx, lat[step::predict_resp]));
+    lat[step::predict] = us_since(t0);
     if (ats) out.ats = *ats;
     if (resp) out.resp = *resp;
     if (!ats || !resp) {
         out.error = !ats ? std::move(ats).error() : std::move(resp).error();
-        lat[step::total] = us_since(t0);
-        co_return out;
+        co_return;
     }
 
-    t1 = steady::now();
-    auto offer = co_await up_.assign_offer(worker, offer_request{*ats, *resp}, ctx);
-    lat[step::offer] = us_since(t1);
+    t0 = steady::now();
+    auto offer = co_await clients_.assign_offer(offer_request{*ats, *resp}, ctx);
+    lat[step::offer] = us_since(t0);
     if (!offer) {
         out.error = std::move(offer).error();
-        lat[step::total] = us_since(t0);
-        co_return out;
+        co_return;
     }
     out.offer = std::move(offer).value();
-    out.history = std::move(*history);
-    co_return out;
 }
 
-asio::awaitable<void> offer_pipeline::persist(std::size_t worker, const transaction& t, const call_context& ctx,
-                                              offer_outcome& out) const {
-    auto& lat = out.latency;
-    const auto t1 = steady::now();
-    std::string why_deferred = "earlier writes of this member are waiting in the outbox";
-    bool rejected = false;
-    if (!outbox_.has_pending(t.member_id)) {
-        auto persisted = co_await up_.persist(worker, t, ctx);
-        out.persisted = persisted.has_value();
-        if (!persisted) {
-            why_deferred = persisted.error().detail;
-            // Queueing a refused transaction would block the member's outbox forever: fail the
-            // request instead.
-            rejected = refused_for_good(persisted.error());
+asio::awaitable<offer_outcome> offer_pipeline::run(const offer_input& in, const call_context& ctx) {
+    const transaction& t = in.txn;
+    offer_outcome out;
+    auto turn = co_await deciding_.acquire(t.member_id, ctx.until);
+    if (!turn) {
+        out.error = std::move(turn).error();
+        co_return out;
+    }
+    if (!in.idempotency_key.empty()) {
+        if (auto seen = writes_.replay(t.member_id, in.idempotency_key)) {
+            if (seen->body_hash != in.body_hash) {
+                out.error = fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body");
+            } else {
+                out.replayed = true;
+                out.replay_status = seen->status;
+                out.replay_body = std::move(seen->body);
+            }
+            co_return out;
         }
     }
-    if (!out.persisted) {
-        auto queued = rejected ? result<std::uint64_t>(fail(errc::upstream_bad_status, why_deferred))
-                               : outbox_.add(std::string(ctx.persist_key), t);
-        out.deferred = queued.has_value();
-        log_event e(ctx.log, queued ? log_level::warn : log_level::error, queued ? "persist_deferred" : "persist_failed",
-                    ctx.request_id, ctx.trace_id());
-        e.with("memberId", std::string_view(t.member_id)).with("reason", why_deferred);
-        if (!queued) e.with("error", queued.error().detail);
-        if (e.active()) e.writer().key("transaction").raw(encode_transaction(t));
-        if (!queued) {
-            // Neither member-data nor the outbox took it: the client must know and retry.
-            out.error = rejected ? fail(errc::upstream_bad_status, "member-data refused the transaction (" + why_deferred + ")")
-                                 : fail(errc::upstream_unavailable, "member-data is unavailable and the write could not be queued");
+    member_session s(t.member_id);
+    struct finish_guard {
+        write_path& w;
+        member_session& s;
+        ~finish_guard() { w.finish(s); }
+    } finish{writes_, s};
+
+    for (;;) {
+        co_await decide(s, t, ctx, out);
+        if (out.error) co_return out;
+        auto accepted = co_await writes_.accept(s, t, ctx);
+        if (!accepted) {
+            out.error = std::move(accepted).error();
+            co_return out;
         }
+        if (*accepted) break;
+        // The member's previous write was refused while this request decided over a history
+        // counting it: decide again over what member-data holds.
+        out.decided_again = true;
+        log_event(ctx.log, log_level::warn, "decided_again", ctx.request_id, ctx.trace_id())
+            .with("memberId", std::string_view(t.member_id));
+        out.latency = step_latencies{};
     }
-    lat[step::persist] = us_since(t1);
+    // The member's next request may decide now, over the record that counts t; a keyed request
+    // keeps its turn until its answer is recorded, so a concurrent repeat replays it.
+    if (in.idempotency_key.empty()) turn->release();
+
+    const auto t0 = steady::now();
+    const std::string key = writes_.write_key(t.member_id, in.idempotency_key);
+    const write_outcome w = co_await writes_.deliver(s, t, key, ctx);
+    out.latency[step::persist] = us_since(t0);
+    out.delivered = w.delivered;
+    out.deferred = w.deferred;
+    if (w.error) {
+        out.error = *w.error;
+        co_return out;
+    }
+    if (!in.idempotency_key.empty())
+        writes_.remember(t.member_id, in.idempotency_key, {in.body_hash, 200, encode_member_offer(t.member_id, out.offer)});
+    co_return out;
 }
 
 }  // namespace offerd

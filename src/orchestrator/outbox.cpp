@@ -28,7 +28,7 @@ outbox::outbox(const outbox_config& cfg) : cfg_(cfg) {
     });
     if (!opened) throw std::runtime_error(opened.error().detail);
     file_ = std::move(opened).value();
-    for (const item& i : items_) by_member_[i.txn.member_id].push_back(i.txn);
+    for (const item& i : items_) by_member_[i.txn.member_id].push_back(i);
     // Rewrite the file with just what is still pending (compaction), then append from there.
     std::vector<log_record> pending;
     for (const item& i : items_) pending.push_back({i.seq, encode_keyed_record(i.key, i.txn)});
@@ -49,7 +49,27 @@ std::vector<transaction> outbox::pending_for(std::string_view member) const {
     std::lock_guard lock(mutex_);
     const auto it = by_member_.find(std::string(member));
     if (it == by_member_.end()) return {};
+    std::vector<transaction> out;
+    for (const item& i : it->second) out.push_back(i.txn);
+    return out;
+}
+
+std::vector<outbox::item> outbox::pending_items(std::string_view member) const {
+    if (count_.load(std::memory_order_acquire) == 0) return {};
+    std::lock_guard lock(mutex_);
+    const auto it = by_member_.find(std::string(member));
+    if (it == by_member_.end()) return {};
     return {it->second.begin(), it->second.end()};
+}
+
+std::vector<std::string> outbox::pending_members() const {
+    std::vector<std::string> out;
+    if (count_.load(std::memory_order_acquire) == 0) return out;
+    std::lock_guard lock(mutex_);
+    std::unordered_map<std::string_view, bool> seen;
+    for (const item& i : items_)
+        if (seen.emplace(i.txn.member_id, true).second) out.push_back(i.txn.member_id);
+    return out;
 }
 
 result<std::uint64_t> outbox::add(std::string key, const transaction& t) {
@@ -59,7 +79,7 @@ result<std::uint64_t> outbox::add(std::string key, const transaction& t) {
     if (!written) return written.error();
     const std::uint64_t seq = *written;
     items_.push_back(item{seq, std::move(key), t});
-    by_member_[t.member_id].push_back(t);
+    by_member_[t.member_id].push_back(items_.back());
     count_.store(items_.size(), std::memory_order_release);
     return seq;
 }
@@ -74,11 +94,11 @@ void outbox::acknowledge(std::uint64_t seq) {
     std::lock_guard lock(mutex_);
     const auto it = std::find_if(items_.begin(), items_.end(), [&](const item& i) { return i.seq == seq; });
     if (it == items_.end()) return;
-    // Items are acknowledged oldest first, so the item is its member's oldest too.
     auto member = by_member_.find(it->txn.member_id);
     if (member != by_member_.end()) {
-        member->second.pop_front();
-        if (member->second.empty()) by_member_.erase(member);
+        auto& q = member->second;
+        q.erase(std::remove_if(q.begin(), q.end(), [&](const item& i) { return i.seq == seq; }), q.end());
+        if (q.empty()) by_member_.erase(member);
     }
     items_.erase(it);
     count_.store(items_.size(), std::memory_order_release);

@@ -7,7 +7,7 @@
 #include <random>
 #include <utility>
 
-#include "offerd/app/config.hpp"
+#include "offerd/orchestrator/config.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
 
@@ -57,6 +57,7 @@ struct upstreams::service {
 upstreams::upstreams(std::span<asio::io_context* const> workers, const url& member_data, const url& prediction,
                      const url& offer_engine, const orchestrator_config& cfg, logger& log, loopback_affinity* affinity)
     : member_data_(std::make_unique<service>("member-data", workers, member_data, cfg, log, affinity)),
+      member_data_writes_(std::make_unique<service>("member-data-writes", workers, member_data, cfg, log, affinity)),
       prediction_(std::make_unique<service>("prediction", workers, prediction, cfg, log, affinity)),
       offer_engine_(std::make_unique<service>("offer-engine", workers, offer_engine, cfg, log, affinity)) {}
 
@@ -87,10 +88,10 @@ call_outcome health_of(unsigned status) {
 // is answered 503 circuit_open only when no earlier attempt of this call failed, else with that
 // attempt's own failure (504/502): a call never trips the breaker with its retries and then
 // reports the open circuit instead of what it saw.
-asio::awaitable<result<response>> call(upstreams::service& svc, std::size_t worker, const call_context& ctx,
+asio::awaitable<result<response>> call(upstreams::service& svc, const call_context& ctx,
                                        http::verb method, std::string path, std::string body, bool idempotent,
                                        unsigned also_ok = 0, std::string_view idempotency_key = {}) {
-    auto& slot = *svc.slots[worker];
+    auto& slot = *svc.slots[ctx.worker];
     slot.budget.on_request();
     std::optional<failure> seen;  // this call's last failed attempt
     for (int attempt = 1;; ++attempt) {
@@ -184,10 +185,9 @@ result<T> bad_body(const call_context& ctx, std::string_view service, std::strin
 
 }  // namespace
 
-asio::awaitable<result<decoded_history>> upstreams::fetch_history(std::size_t worker, const std::string& member_id,
-                                                                  const call_context& ctx) {
+asio::awaitable<result<decoded_history>> upstreams::fetch_history(const std::string& member_id, const call_context& ctx) {
     std::string path = "/member_data/" + member_id;
-    auto res = co_await call(*member_data_, worker, ctx, http::verb::get, path, {}, true, 404);
+    auto res = co_await call(*member_data_, ctx, http::verb::get, path, {}, true, 404);
     if (!res) co_return std::move(res).error();
     if (res->result() == http::status::not_found) co_return decoded_history{};
     auto h = decode_history(res->body());
@@ -195,20 +195,18 @@ asio::awaitable<result<decoded_history>> upstreams::fetch_history(std::size_t wo
     co_return h;
 }
 
-asio::awaitable<result<double>> upstreams::predict(std::size_t worker, model m, std::string features_json,
-                                                   const call_context& ctx) {
+asio::awaitable<result<double>> upstreams::predict(model m, std::string features_json, const call_context& ctx) {
     const char* path = m == model::ats ? "/ml/ats/predict" : "/ml/resp/predict";
-    auto res = co_await call(*prediction_, worker, ctx, http::verb::post, path, std::move(features_json), true);
+    auto res = co_await call(*prediction_, ctx, http::verb::post, path, std::move(features_json), true);
     if (!res) co_return std::move(res).error();
     auto p = decode_prediction(res->body());
     if (!p) co_return bad_body<double>(ctx, prediction_->name, path, p.error());
     co_return p;
 }
 
-asio::awaitable<result<std::string>> upstreams::assign_offer(std::size_t worker, offer_request r,
-                                                             const call_context& ctx) {
+asio::awaitable<result<std::string>> upstreams::assign_offer(offer_request r, const call_context& ctx) {
     constexpr const char* path = "/offer/assign";
-    auto res = co_await call(*offer_engine_, worker, ctx, http::verb::post, path, encode_offer_request(r), true);
+    auto res = co_await call(*offer_engine_, ctx, http::verb::post, path, encode_offer_request(r), true);
     if (!res) co_return std::move(res).error();
     auto o = decode_offer(res->body());
     if (!o) co_return bad_body<std::string>(ctx, offer_engine_->name, path, o.error());
@@ -217,21 +215,33 @@ asio::awaitable<result<std::string>> upstreams::assign_offer(std::size_t worker,
 
 void upstreams::write_metrics(std::string& out) const {
     write_metric_header(out, "offerd_upstream_call_seconds", "histogram", "Upstream call attempts by service and outcome.");
-    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 0);
+    for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 0);
     write_metric_header(out, "offerd_upstream_connections", "gauge", "Upstream keep-alive connections, idle or busy.");
-    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 1);
+    for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 1);
     write_metric_header(out, "offerd_circuit_state", "gauge", "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.");
-    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 2);
+    for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 2);
     write_metric_header(out, "offerd_circuit_transitions_total", "counter", "Circuit breaker transitions per upstream.");
-    for (const auto* svc : {member_data_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 3);
+    for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 3);
 }
 
-asio::awaitable<result<done>> upstreams::persist(std::size_t worker, const transaction& t, const call_context& ctx) {
-    // Safe to repeat only when member-data can recognise the repeat by its Idempotency-Key.
-    auto res = co_await call(*member_data_, worker, ctx, http::verb::post, "/member_data", encode_transaction(t),
-                             !ctx.persist_key.empty(), 0, ctx.persist_key);
+asio::awaitable<result<store_ack>> upstreams::store(const transaction& t, const std::string& key, const call_context& ctx) {
+    auto res = co_await call(*member_data_writes_, ctx, http::verb::post, "/member_data", encode_transaction(t), !key.empty(), 0, key);
     if (!res) co_return std::move(res).error();
-    co_return done{};
+    const auto replayed = res->find("Idempotent-Replayed");
+    co_return store_ack{replayed != res->end() && replayed->value() == "true"};
+}
+
+offer_clients upstreams::clients() {
+    offer_clients c;
+    c.fetch_history = [this](const std::string& m, const call_context& ctx) { return fetch_history(m, ctx); };
+    c.predict = [this](model m, std::string f, const call_context& ctx) { return predict(m, std::move(f), ctx); };
+    c.assign_offer = [this](offer_request r, const call_context& ctx) { return assign_offer(r, ctx); };
+    c.store = [this](const transaction& t, const std::string& key, const call_context& ctx) { return store(t, key, ctx); };
+    return c;
+}
+
+std::string_view call_context::trace_id() const noexcept {
+    return trace ? std::string_view(trace->trace_id) : std::string_view{};
 }
 
 }  // namespace offerd

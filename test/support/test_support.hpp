@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "offerd/app/runtime.hpp"
+#include "offerd/domain/transaction.hpp"
 #include "offerd/net/http.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/obs/log.hpp"

@@ -7,11 +7,9 @@
 #include <string>
 
 #include "offerd/domain/timestamp.hpp"
-#include "offerd/net/http_client.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/obs/log.hpp"
-#include "offerd/orchestrator/outbox.hpp"
-#include "offerd/orchestrator/resilience.hpp"
+#include "offerd/orchestrator/config.hpp"
 #include "offerd/security/security_config.hpp"
 #include "offerd/services/services.hpp"
 
@@ -20,21 +18,6 @@ namespace offerd {
 enum class role : std::uint8_t { orchestrator = 1, member_data = 2, prediction = 4, offer_engine = 8 };
 inline constexpr std::uint8_t all_roles = 15;
 const char* to_string(role r) noexcept;
-
-struct orchestrator_config {
-    std::string member_data_url;   // empty: this process's member-data listener, else http://HOST:8001
-    std::string prediction_url;    // empty: this process's prediction listener, else http://HOST:8002
-    std::string offer_engine_url;  // empty: this process's offer-engine listener, else http://HOST:8003
-    client_limits upstream;        // per-call timeout 2 s, keep-alive pool per worker
-    retry_config retry;            // 3 attempts, full-jitter backoff, 10% retry budget
-    breaker_config breaker;        // opens at >= 50% failed of >= 20 calls in 10 s, for 2 s
-    std::chrono::milliseconds idempotency_retention{600'000};  // Idempotency-Key answers kept 10 min
-    std::size_t idempotency_capacity = 100'000;                // ... at most this many
-    outbox_config outbox;          // where undeliverable persists wait; memory only unless dir is set
-    std::chrono::milliseconds request_deadline{5'000};
-    std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
-    std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After
-};
 
 struct app_config {
     std::uint8_t roles = all_roles;

@@ -1,62 +1,70 @@
-// The offer pipeline: fetch history -> features -> (ATS && RESP) -> offer -> persist.
+// The offer flow, transport-free: member turn -> exact history -> features -> (ATS && RESP) ->
+// offer -> write path. Every way into the flow (the HTTP handler today) calls run().
 #pragma once
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
-#include "offerd/app/config.hpp"
 #include "offerd/domain/features.hpp"
 #include "offerd/obs/metrics.hpp"
-#include "offerd/orchestrator/history_handoff.hpp"
-#include "offerd/orchestrator/outbox.hpp"
-#include "offerd/orchestrator/upstreams.hpp"
+#include "offerd/orchestrator/clients.hpp"
+#include "offerd/orchestrator/config.hpp"
+#include "offerd/orchestrator/member_turns.hpp"
+#include "offerd/orchestrator/persist/write_path.hpp"
 
 namespace offerd {
 
+struct offer_input {
+    transaction txn;
+    std::string_view idempotency_key;  // the client's (1-255 chars), or empty
+    std::uint64_t body_hash = 0;       // of the request body, to tell a repeat from a conflict
+};
+
 struct offer_outcome {
-    std::optional<failure> error;  // set when no offer could be made
+    std::optional<failure> error;     // set when no offer could be made
+    bool replayed = false;            // answered from the Idempotency-Key record: nothing ran
+    unsigned replay_status = 0;
+    std::string replay_body;
     member_features features;
     double ats = std::nan("");
     double resp = std::nan("");
     std::string offer;
-    std::size_t history_len = 0;      // valid history entries used
-    std::size_t history_skipped = 0;  // history entries that could not be parsed
-    bool persisted = false;           // member-data took it during this request
+    bool fetched = false;             // the history was read from member-data (else the member was warm)
+    bool decided_again = false;       // the member's previous write was refused meanwhile: decided again
+    std::size_t history_len = 0;      // transactions the features counted before this one
+    std::size_t history_skipped = 0;  // history entries member-data held that could not be parsed
+    std::size_t pending_writes = 0;   // of those, accepted writes still waiting for member-data
+    bool delivered = false;           // member-data took the write during this request
     bool deferred = false;            // it waits in the outbox and will be delivered in order
-    std::size_t pending_writes = 0;   // outbox entries of this member included in the features
-    bool history_handed_over = false; // the previous request of the member handed its history over (no GET)
-    decoded_history history;          // what the features were computed over (set by decide when it succeeds)
-    std::chrono::steady_clock::time_point fetched_at;  // when the GET behind `history` was sent
     step_latencies latency;
 };
 
+// Thread-safe; shared by all workers.
 class offer_pipeline {
 public:
-    offer_pipeline(upstreams& up, outbox& pending, const orchestrator_config& cfg) : up_(up), outbox_(pending), cfg_(cfg) {}
+    offer_pipeline(offer_clients& clients, write_path& writes, const orchestrator_config& cfg)
+        : clients_(clients), writes_(writes), cfg_(cfg) {}
 
-    // Never throw for upstream faults: they come back in outcome.error.
-    //
-    // Steps 1-4: history, features, predictions, offer. Features see the member's history plus
-    // its writes still waiting in the outbox. `known`: the history handed over by the previous
-    // holder of the member's turn (see history_handoff for when that is exact); the GET is
-    // skipped and its history moved from. Runs under the member's turn; unless given `known`, also under its write turn,
-    // so that member-data holds every earlier write of the member.
-    asio::awaitable<offer_outcome> decide(std::size_t worker, const transaction& t, const call_context& ctx,
-                                          history_handoff* known = nullptr) const;
-
-    // Step 5, under the member's write turn. A persist member-data cannot take (or any persist
-    // while earlier ones of the member wait) goes to the outbox and the offer stands; only when
-    // even the outbox cannot take it does the outcome get an error, logged with the full
-    // transaction.
-    asio::awaitable<void> persist(std::size_t worker, const transaction& t, const call_context& ctx, offer_outcome& out) const;
+    // Never throws for upstream faults: they come back in outcome.error. Requests of one member
+    // decide one at a time in arrival order, each over exactly the transactions accepted before
+    // it; the next one decides while this one's write is in flight (unless it carries an
+    // Idempotency-Key, whose answer must be recorded before a repeat may look). Bounded by
+    // ctx.until.
+    asio::awaitable<offer_outcome> run(const offer_input& in, const call_context& ctx);
 
 private:
+    // History (read or warm) -> features -> predictions -> offer, into out.
+    asio::awaitable<void> decide(member_session& s, const transaction& t, const call_context& ctx, offer_outcome& out);
     micros now() const;
-    upstreams& up_;
-    outbox& outbox_;
+
+    offer_clients& clients_;
+    write_path& writes_;
     const orchestrator_config& cfg_;
+    member_turns deciding_;  // the member's deciding turn (the delivery turn lives in write_path)
 };
 
 }  // namespace offerd

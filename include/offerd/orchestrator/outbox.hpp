@@ -16,16 +16,9 @@
 
 #include "offerd/domain/transaction.hpp"
 #include "offerd/store/record_log.hpp"
+#include "offerd/orchestrator/config.hpp"
 
 namespace offerd {
-
-struct outbox_config {
-    std::string dir;    // empty: kept in memory only (lost if the process dies)
-    bool fsync = true;  // fdatasync after every record written to disk
-    std::chrono::milliseconds retry_min{100};
-    std::chrono::milliseconds retry_max{5'000};
-    std::size_t max_items = 1'000'000;  // beyond: add() fails and the request is answered 504
-};
 
 // Thread-safe behind one mutex. has_pending() is lock-free while the outbox is empty, which is
 // the normal case, so the hot path pays one atomic load. Disk writes happen only when a persist
@@ -51,6 +44,10 @@ public:
     bool has_pending(std::string_view member) const;
     // The member's pending transactions, oldest first.
     std::vector<transaction> pending_for(std::string_view member) const;
+    // The member's pending items, oldest first.
+    std::vector<item> pending_items(std::string_view member) const;
+    // Members with pending items, the one with the oldest item first.
+    std::vector<std::string> pending_members() const;
     // Fails only when the record cannot be written to disk (the detail says why).
     result<std::uint64_t> add(std::string key, const transaction& t);
     // The oldest pending item, if any.
@@ -68,7 +65,7 @@ private:
     outbox_config cfg_;
     mutable std::mutex mutex_;
     std::deque<item> items_;  // in seq order
-    std::unordered_map<std::string, std::deque<transaction>> by_member_;  // the same items, per member
+    std::unordered_map<std::string, std::deque<item>> by_member_;  // the same items, per member
     std::uint64_t next_seq_ = 1;
     std::atomic<std::size_t> count_{0};
     std::unique_ptr<record_log> file_;  // null when memory-only

@@ -11,6 +11,7 @@
 #include "offerd/codec/wire.hpp"
 #include "offerd/domain/deadline.hpp"
 #include "offerd/net/http_client.hpp"
+#include "offerd/orchestrator/clients.hpp"
 #include "offerd/orchestrator/resilience.hpp"
 
 namespace offerd {
@@ -18,24 +19,7 @@ namespace offerd {
 class logger;
 struct orchestrator_config;
 
-struct call_context {
-    std::string_view request_id;
-    deadline until;
-    logger& log;
-    std::string_view persist_key;  // Idempotency-Key for the persist, which makes it safe to retry
-    const trace_context* trace = nullptr;  // propagated to every upstream call
-    std::string_view trace_id() const noexcept { return trace ? std::string_view(trace->trace_id) : std::string_view{}; }
-};
-
-enum class model : std::uint8_t { ats, resp };
-
 using done = std::monostate;
-
-// True when the upstream answered a 4xx other than 429: it refuses this request for good, so
-// retrying or queueing it cannot help.
-inline bool refused_for_good(const failure& f) noexcept {
-    return f.upstream_status >= 400 && f.upstream_status < 500 && f.upstream_status != 429;
-}
 
 class loopback_affinity;
 
@@ -46,7 +30,9 @@ class loopback_affinity;
 // persist only with a key member-data de-duplicates) are retried on connect errors, timeouts and
 // 429/502/503/504 with full-jitter backoff, within the request deadline and the retry budget;
 // 500 is not retried. Every failed attempt is logged as an `upstream_error` event with service,
-// path, status or error, attempt. Calls for worker i must run on worker i's io_context.
+// path, status or error, attempt. Calls for worker ctx.worker must run on that worker's
+// io_context. member-data's reads and writes have separate health (breakers): a failing write
+// path does not fail reads.
 class upstreams {
 public:
     // affinity: see loopback_affinity (null: connections go to whichever worker the peer picks).
@@ -55,12 +41,14 @@ public:
     ~upstreams();
 
     // 404 means no history: an empty list.
-    asio::awaitable<result<decoded_history>> fetch_history(std::size_t worker, const std::string& member_id,
-                                                           const call_context& ctx);
-    asio::awaitable<result<double>> predict(std::size_t worker, model m, std::string features_json,
-                                            const call_context& ctx);
-    asio::awaitable<result<std::string>> assign_offer(std::size_t worker, offer_request r, const call_context& ctx);
-    asio::awaitable<result<done>> persist(std::size_t worker, const transaction& t, const call_context& ctx);
+    asio::awaitable<result<decoded_history>> fetch_history(const std::string& member_id, const call_context& ctx);
+    asio::awaitable<result<double>> predict(model m, std::string features_json, const call_context& ctx);
+    asio::awaitable<result<std::string>> assign_offer(offer_request r, const call_context& ctx);
+    // Retried under `key`, which member-data de-duplicates; replayed when it says it had the key.
+    asio::awaitable<result<store_ack>> store(const transaction& t, const std::string& key, const call_context& ctx);
+
+    // The four calls as the offer flow takes them.
+    offer_clients clients();
 
     // offerd_upstream_call_seconds, offerd_upstream_connections, offerd_circuit_state.
     void write_metrics(std::string& out) const;
@@ -68,7 +56,7 @@ public:
     struct service;  // one upstream: its breaker and per-worker clients and budgets
 
 private:
-    std::unique_ptr<service> member_data_, prediction_, offer_engine_;
+    std::unique_ptr<service> member_data_, member_data_writes_, prediction_, offer_engine_;
 };
 
 }  // namespace offerd

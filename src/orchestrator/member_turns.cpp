@@ -1,58 +1,61 @@
-// Per-member FIFO lock with deadline-bounded waits.
-#include "offerd/orchestrator/member_sequencer.hpp"
+// Per-member FIFO turns with deadline-bounded waits.
+#include "offerd/orchestrator/member_turns.hpp"
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "offerd/net/http.hpp"
+
 namespace offerd {
 
-member_sequencer::lease& member_sequencer::lease::operator=(lease&& o) noexcept {
+member_turns::lease& member_turns::lease::operator=(lease&& o) noexcept {
     if (this != &o) {
         release();
         owner_ = o.owner_;
         member_ = std::move(o.member_);
-        handoff_ = std::move(o.handoff_);
         o.owner_ = nullptr;
     }
     return *this;
 }
 
-void member_sequencer::lease::release(std::unique_ptr<history_handoff> next) {
-    handoff_.reset();
-    if (owner_) owner_->release(member_, std::move(next));
+void member_turns::lease::release() {
+    if (owner_) owner_->release(member_);
     owner_ = nullptr;
 }
 
-member_sequencer::shard& member_sequencer::shard_for(std::string_view member) noexcept {
-    return shards_[std::hash<std::string_view>{}(member) % shard_count];
+member_turns::shard& member_turns::shard_for(std::string_view member) noexcept {
+    return shards_[string_hash{}(member) % shard_count];
 }
 
-asio::awaitable<result<member_sequencer::lease>> member_sequencer::acquire(std::string member, deadline until) {
+const member_turns::shard& member_turns::shard_for(std::string_view member) const noexcept {
+    return shards_[string_hash{}(member) % shard_count];
+}
+
+asio::awaitable<result<member_turns::lease>> member_turns::acquire(std::string member, deadline until) {
     shard& s = shard_for(member);
-    const asio::any_io_executor ex = co_await asio::this_coro::executor;
     std::shared_ptr<waiter> w;
     {
         std::lock_guard lock(s.mutex);
         auto [it, inserted] = s.members.try_emplace(member);
         if (inserted) co_return lease(this, std::move(member));
-        w = std::make_shared<waiter>(ex);
+        w = std::make_shared<waiter>(co_await asio::this_coro::executor);
         it->second.queue.push_back(w);
     }
     w->timer.expires_at(until.at());
     co_await w->timer.async_wait(nothrow);
     {
         std::lock_guard lock(s.mutex);
-        if (w->granted) co_return lease(this, std::move(member), std::move(w->handoff));
-        // Timed out: leave the queue so nobody hands the turn to us.
-        auto& q = s.members.at(member).queue;
+        if (w->granted) co_return lease(this, std::move(member));
+        // Timed out: leave the queue so nobody grants the turn to us.
+        auto& q = s.members.find(member)->second.queue;
         q.erase(std::find(q.begin(), q.end(), w));
     }
     co_return fail(errc::deadline_exceeded, "request deadline exceeded while waiting for this member's earlier requests");
 }
 
-void member_sequencer::release(const std::string& member, std::unique_ptr<history_handoff> handoff) {
+void member_turns::release(const std::string& member) {
     shard& s = shard_for(member);
     std::lock_guard lock(s.mutex);
     auto it = s.members.find(member);
@@ -65,17 +68,22 @@ void member_sequencer::release(const std::string& member, std::unique_ptr<histor
     std::shared_ptr<waiter> next = std::move(q.front());
     q.pop_front();
     next->granted = true;
-    next->handoff = std::move(handoff);
     // The timer may only be touched on its own thread. When that is this thread (the waiter's
     // client connection is served by the same worker), cancel now: a post would cost the
-    // member's queue one more trip through the event loop per hand-off.
+    // member's queue one more trip through the event loop per turn.
     if (const auto* own = next->ex.target<asio::io_context::executor_type>(); own && own->running_in_this_thread())
         next->timer.cancel();
     else
         asio::post(next->ex, [next] { next->timer.cancel(); });
 }
 
-std::size_t member_sequencer::busy_members() const {
+bool member_turns::busy(std::string_view member) const {
+    const shard& s = shard_for(member);
+    std::lock_guard lock(s.mutex);
+    return s.members.find(member) != s.members.end();
+}
+
+std::size_t member_turns::busy_members() const {
     std::size_t n = 0;
     for (const shard& s : shards_) {
         std::lock_guard lock(s.mutex);
