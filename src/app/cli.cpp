@@ -268,6 +268,10 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
         ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
         ("member-data-journal-fsync", po::value<std::string>()->default_value("always")->implicit_value("always"),
          "member-data: always: a write is fdatasync'ed before it is answered (writes arriving together share one fdatasync); never: leave it to the OS")
+        ("member-cache-ms", ranged<long>(0, 7 * max_ms)->default_value(d.orchestrator.members.idle.count()),
+         "how long an idle member's history stays in the orchestrator (warm: its next request reads nothing); 0: only while it has requests in progress or writes undelivered. Writes made to member-data directly, bypassing offerd, are seen once the member went cold")
+        ("member-cache-transactions", ranged<std::size_t>(0, 1'000'000'000)->default_value(d.orchestrator.members.max_transactions),
+         "bound of all warm histories, in transactions; beyond it the least recently used idle members go cold")
         ("data-dir", po::value<std::string>(), "directory for the durable outbox (outbox.log); without it the outbox lives in memory only")
         ("outbox-fsync", po::value<std::string>()->default_value("always"), "always: fdatasync each outbox record; never: leave it to the OS")
         ("pool-size", ranged<std::size_t>(0, 100'000)->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
@@ -327,7 +331,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
                              std::pair{"idle-timeout-ms", &c.limits.idle_timeout}, std::pair{"header-timeout-ms", &c.limits.header_timeout},
                              std::pair{"body-timeout-ms", &c.limits.body_timeout}, std::pair{"throughput-interval-ms", &c.throughput_interval},
                              std::pair{"breaker-open-ms", &o.breaker.open_for}, std::pair{"breaker-window-ms", &o.breaker.window},
-                             std::pair{"idempotency-retention-ms", &o.idempotency_retention},
+                             std::pair{"idempotency-retention-ms", &o.idempotency_retention}, std::pair{"member-cache-ms", &o.members.idle},
                              std::pair{"ready-interval-ms", &c.ready_interval}, std::pair{"shutdown-timeout-ms", &c.shutdown_timeout}})
         *dst = ms(vm[flag].as<long>());
     o.retry.max_attempts = vm["max-attempts"].as<int>();
@@ -345,6 +349,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
     o.max_in_flight = vm["max-in-flight"].as<std::size_t>();
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();
+    o.members.max_transactions = vm["member-cache-transactions"].as<std::size_t>();
+    if (auto ok = validate(o); !ok) return usage_error<app_config>("", ok.error().detail);
     if (auto bad = read_security_options(vm, c.security); !bad.empty()) return usage_error<app_config>("", bad);
     if (auto why = unauthenticated_exposure(c.security, c.host, c.has(role::orchestrator), (c.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
         !why.empty())

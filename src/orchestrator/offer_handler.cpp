@@ -11,10 +11,11 @@ namespace offerd {
 
 namespace {
 
-void write_offer_event(log_event& e, const transaction& t, const offer_outcome& o, unsigned status) {
+void write_offer_event(log_event& e, const transaction& t, const offer_outcome& o, unsigned status, std::string_view client) {
     if (!e.active()) return;
     json_writer& w = e.writer();
     w.member("memberId", std::string_view(t.member_id)).member("status", static_cast<std::int64_t>(status));
+    if (!client.empty()) w.member("client", client);
     w.key("transaction").raw(encode_transaction(t));
     w.member("history_len", static_cast<std::uint64_t>(o.history_len))
         .member("history_skipped", static_cast<std::uint64_t>(o.history_skipped));
@@ -90,7 +91,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
                                  : json_response(http::status::ok, encode_member_offer(t.member_id, outcome.offer));
     {
         log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id, ctx.trace.trace_id);
-        write_offer_event(e, t, outcome, res.result_int());
+        write_offer_event(e, t, outcome, res.result_int(), ctx.client);
     }
     metrics_.record(ctx.worker, outcome.latency, !outcome.error);
     for (std::size_t i = 0; i < step_count; ++i)

@@ -86,6 +86,9 @@ TEST_CASE("A good key is served and its client counted by name, the key never sh
         CHECK(text.find("wrong-0123456789abcdef") == std::string::npos);
     }
     CHECK(metrics.body.find(alice_key) == std::string::npos);
+    std::vector<std::string> clients;
+    for (const auto& e : app.events("offer")) clients.emplace_back(e.at("client").as_string());
+    CHECK(clients == std::vector<std::string>{"alice", "bob"});  // the name in the offer event, never the key
 }
 
 TEST_CASE("The guard records the authenticated client's name for the handler", "[component]") {
