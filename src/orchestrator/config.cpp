@@ -22,13 +22,13 @@ std::optional<failure> ms_range(const char* flag, std::chrono::milliseconds v, s
 }  // namespace
 
 result<std::monostate> validate(const orchestrator_config& c) {
-    constexpr std::int64_t hour = 3'600'000;
-    for (auto err : {ms_range("--upstream-timeout-ms", c.upstream.timeout, 1, hour),
-                     ms_range("--request-deadline-ms", c.request_deadline, 1, hour),
-                     ms_range("--idempotency-retention-ms", c.idempotency_retention, 1, 7 * 24 * hour),
-                     ms_range("--member-cache-ms", c.members.idle, 0, 7 * 24 * hour),
-                     ms_range("outbox retry_min", c.outbox.retry_min, 1, hour),
-                     ms_range("outbox retry_max", c.outbox.retry_max, c.outbox.retry_min.count(), hour),
+    constexpr std::int64_t day = 86'400'000;  // the CLI's bound of every duration flag
+    for (auto err : {ms_range("--upstream-timeout-ms", c.upstream.timeout, 1, day),
+                     ms_range("--request-deadline-ms", c.request_deadline, 1, day),
+                     ms_range("--idempotency-retention-ms", c.idempotency_retention, 1, 7 * day),
+                     ms_range("--member-cache-ms", c.members.idle, 0, 7 * day),
+                     ms_range("outbox retry_min", c.outbox.retry_min, 1, day),
+                     ms_range("outbox retry_max", c.outbox.retry_max, c.outbox.retry_min.count(), day),
                      out_of_range<std::size_t>("--max-in-flight", c.max_in_flight, 1, 10'000'000),
                      out_of_range<std::size_t>("--pool-size", c.upstream.max_idle, 0, 100'000),
                      out_of_range<std::size_t>("--member-cache-transactions", c.members.max_transactions, 0, 1'000'000'000),

@@ -50,7 +50,7 @@ struct orchestrator_config {
 };
 
 // Every bound checked once, the flag's name and its valid range in the message (e.g.
-// "--request-deadline-ms: must be 1..3600000, got 0").
+// "--request-deadline-ms: must be 1..86400000, got 0").
 result<std::monostate> validate(const orchestrator_config& cfg);
 
 }  // namespace offerd
