@@ -11,6 +11,7 @@
 #include "offerd/net/http.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
+#include "offerd/store/record_log.hpp"
 
 namespace offerd {
 
@@ -39,7 +40,10 @@ write_path::write_path(const orchestrator_config& cfg, offer_clients& clients, l
       // A member with writes waiting keeps its record: only it knows the member's history exactly.
       records_(cfg.members.idle, cfg.members.max_transactions, [this](std::string_view m) { return !outbox_.has_pending(m); }),
       answers_(cfg.idempotency_retention, cfg.idempotency_capacity),
-      epoch_(random_epoch()) {}
+      epoch_(random_epoch()) {
+    // A torn or corrupt outbox tail was cut off on open: say so (warn event and one stderr line).
+    if (const open_report* r = outbox_.file_report()) report_damage(*r, log_);
+}
 
 write_path::~write_path() = default;
 
