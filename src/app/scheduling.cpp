@@ -98,7 +98,7 @@ std::optional<std::string> cgroup_cpu_limit(std::string_view proc_self_cgroup, c
             rest = c == std::string_view::npos ? std::string_view{} : rest.substr(c + 1);
         }
         if (!has_cpu) continue;
-        for (const std::string mount : {controllers, std::string("cpu")})
+        for (const std::string& mount : {controllers, std::string("cpu")})
             if (auto limit = check(cgroup_root / mount, path, "cpu.cfs_quota_us", false)) return limit;
     }
     return std::nullopt;
