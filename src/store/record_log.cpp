@@ -157,7 +157,11 @@ struct handler_completion final : completion {
     handler_completion(Handler h, const asio::any_io_executor& ex) : handler(std::move(h)), work(ex) {}
     void complete(result<std::uint64_t> r) override {
         const auto ex = work.get_executor();
+        // Held by this (the sync) thread until post() has returned: otherwise the resumed caller
+        // may finish and destroy its io_context while post() is still signalling it.
+        auto keep = asio::make_work_guard(ex);
         asio::post(ex, [h = std::move(handler), r = std::move(r), w = std::move(work)]() mutable { std::move(h)(std::move(r)); });
+        keep.reset();
     }
     Handler handler;
     asio::executor_work_guard<asio::any_io_executor> work;  // the caller's io_context runs until it is resumed
