@@ -69,7 +69,9 @@ TEST_CASE("a refusing upstream: the first request gets its own 504, later ones 5
     test_app app(all_but_prediction, [&](app_config& c) {
         c.orchestrator.prediction_url = "http://127.0.0.1:" + std::to_string(pred_port);
         c.orchestrator.breaker.min_calls = 4;  // the first request's ATS and RESP retries open it
-        c.orchestrator.breaker.open_for = std::chrono::milliseconds(200);
+        // Long enough that R2 arrives while it is open on a slow machine (sanitizers), short
+        // enough that the recovery below stays well inside its bound.
+        c.orchestrator.breaker.open_for = std::chrono::milliseconds(1500);
     });
     const auto port = app.port(role::orchestrator);
     CHECK(offer(port, "R1") == 504);  // its own attempts opened the circuit: it reports what they saw
