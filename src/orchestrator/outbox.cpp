@@ -54,6 +54,13 @@ std::vector<transaction> outbox::pending_for(std::string_view member) const {
     return out;
 }
 
+std::size_t outbox::pending_count(std::string_view member) const {
+    if (count_.load(std::memory_order_acquire) == 0) return 0;
+    std::lock_guard lock(mutex_);
+    const auto it = by_member_.find(std::string(member));
+    return it == by_member_.end() ? 0 : it->second.size();
+}
+
 std::vector<outbox::item> outbox::pending_items(std::string_view member) const {
     if (count_.load(std::memory_order_acquire) == 0) return {};
     std::lock_guard lock(mutex_);

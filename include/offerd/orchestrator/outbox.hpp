@@ -44,6 +44,8 @@ public:
     bool has_pending(std::string_view member) const;
     // The member's pending transactions, oldest first.
     std::vector<transaction> pending_for(std::string_view member) const;
+    // How many of the member's items are pending (no copy).
+    std::size_t pending_count(std::string_view member) const;
     // The member's pending items, oldest first.
     std::vector<item> pending_items(std::string_view member) const;
     // Members with pending items, the one with the oldest item first.

@@ -19,8 +19,6 @@ namespace offerd {
 class logger;
 struct orchestrator_config;
 
-using done = std::monostate;
-
 class loopback_affinity;
 
 // Each call maps the upstream's answer to a value or a failure: timeouts and refused

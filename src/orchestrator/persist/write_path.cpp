@@ -66,7 +66,7 @@ asio::awaitable<result<std::monostate>> write_path::read(member_session& s, cons
     s.skip_reasons.clear();
     if (s.record) {
         s.fetched = false;
-        s.pending = outbox_.pending_items(s.member).size();
+        s.pending = outbox_.pending_count(s.member);
         co_return std::monostate{};
     }
     // Cold: member-data must hold every accepted write of the member before it is read.
