@@ -1,0 +1,107 @@
+// PostgreSQL over Asio: one libpq connection in pipeline mode, non-blocking, driven by the
+// io_context it was made on. Writes queued while a commit is in flight share the next commit
+// (group commit), because one commit per append is what limits a PostgreSQL-backed writer.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "offerd/domain/deadline.hpp"
+#include "offerd/domain/errors.hpp"
+
+namespace offerd {
+
+class logger;
+
+namespace pg {
+
+namespace asio = boost::asio;
+
+// One prepared statement, prepared on every (re)connect under `name`.
+struct statement {
+    std::string name;
+    std::string sql;
+};
+
+enum class kind : std::uint8_t {
+    read,   // sent on its own (autocommit), never waits for a batch of writes to form
+    write,  // joins the next group commit: BEGIN; the queued writes; COMMIT; one sync
+};
+
+// A statement's answer. A statement PostgreSQL refused (a constraint, a serialization error)
+// is an answer too: ok() is false and sqlstate says why ("23505" unique violation, ...).
+struct rows {
+    std::string sqlstate;  // empty: the statement succeeded
+    std::string message;   // PostgreSQL's primary message when it did not
+    std::uint64_t affected = 0;  // PQcmdTuples: rows inserted/updated/deleted
+    std::vector<std::vector<std::optional<std::string>>> data;  // text format; nullopt = NULL
+    bool ok() const noexcept { return sqlstate.empty(); }
+    std::size_t size() const noexcept { return data.size(); }
+    const std::optional<std::string>& at(std::size_t row, std::size_t col) const { return data.at(row).at(col); }
+};
+
+struct connection_config {
+    // A libpq connection string, URL (postgresql://user@127.0.0.1:5432/db) or key=value. Host
+    // names are resolved with Asio before libpq sees them (libpq's own lookup blocks).
+    std::string conninfo;
+    std::chrono::milliseconds connect_timeout{5'000};
+    std::chrono::milliseconds reconnect_min{100};  // backoff between attempts after a loss ...
+    std::chrono::milliseconds reconnect_max{2'000};  // ... doubling up to this
+    std::size_t max_batch = 128;  // writes per group commit at most
+};
+
+// Counters for metrics and the benchmark (appends per commit = writes / commits).
+struct connection_stats {
+    std::uint64_t commits = 0;     // group commits that succeeded
+    std::uint64_t writes = 0;      // write statements committed
+    std::uint64_t reads = 0;       // read statements answered
+    std::uint64_t retried_alone = 0;  // writes re-run on their own after their batch failed
+    std::uint64_t reconnects = 0;
+};
+
+// Not thread-safe: every member function is called on the connection's executor (one
+// connection per worker io_context). Nothing blocks: connecting (PQconnectStart/Poll), sending
+// (PQflush on writability) and receiving (PQconsumeInput on readability) wait on the socket
+// duplicated into an asio::posix::stream_descriptor.
+class connection {
+public:
+    connection(asio::any_io_executor ex, connection_config cfg, std::vector<statement> statements, logger* log = nullptr);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Connects in the background and keeps reconnecting with backoff after a loss (logging
+    // each loss and recovery once). Idempotent.
+    void start();
+    // Closes the connection; pending statements fail with upstream_unavailable. Idempotent.
+    void stop();
+
+    // Runs the prepared statement `name` with text parameters (nullopt = SQL NULL).
+    // Fails (never throws) with errc::upstream_unavailable while not connected or when the
+    // connection is lost before the answer (a write may then have committed or not), and
+    // errc::deadline_exceeded when `until` passes first. In a group commit that PostgreSQL
+    // aborts (one statement refused), every write of the batch is re-run on its own, so only
+    // the refused one answers !ok().
+    asio::awaitable<result<rows>> exec(std::string_view name, std::vector<std::optional<std::string>> params, kind k,
+                                       deadline until);
+
+    // Waits until connected (true) or `until` passes (false).
+    asio::awaitable<bool> wait_connected(deadline until);
+    bool connected() const noexcept;
+    const connection_stats& stats() const noexcept;
+
+    struct impl;
+
+private:
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace pg
+}  // namespace offerd
