@@ -95,7 +95,7 @@ auto with_parsed(std::string_view body, F&& f) -> decltype(f(std::declval<const 
 }
 
 failure field_error(std::string_view name, std::string_view why) {
-    return fail(errc::invalid_field, std::string(name) + ": " + std::string(why));
+    return invalid_fields({{std::string(name), std::string(why)}});
 }
 
 const json::object* as_object(const json::value& v) { return v.if_object(); }
@@ -113,15 +113,22 @@ struct raw_field {
     std::string_view text;  // kind::string
     double number = 0;      // kind::number
 
+    // What is wrong with the field's JSON type, or "" when it fits.
+    std::string_view string_problem() const {
+        if (k == kind::absent) return "field required";
+        return k == kind::string ? std::string_view() : "must be a string";
+    }
+    std::string_view number_problem() const {
+        if (k == kind::absent) return "field required";
+        if (k != kind::number) return "must be a number";
+        return std::isfinite(number) ? std::string_view() : "must be a finite number";
+    }
     result<std::string_view> as_string(std::string_view name) const {
-        if (k == kind::absent) return field_error(name, "field required");
-        if (k != kind::string) return field_error(name, "must be a string");
+        if (const auto why = string_problem(); !why.empty()) return field_error(name, why);
         return text;
     }
     result<double> as_finite(std::string_view name) const {
-        if (k == kind::absent) return field_error(name, "field required");
-        if (k != kind::number) return field_error(name, "must be a number");
-        if (!std::isfinite(number)) return field_error(name, "must be a finite number");
+        if (const auto why = number_problem(); !why.empty()) return field_error(name, why);
         return number;
     }
 };
@@ -161,27 +168,48 @@ result<std::string_view> string_field(const json::object& o, std::string_view na
     return from_value(o.if_contains(json::string_view(name.data(), name.size()))).as_string(name);
 }
 
-// The one place that turns the five raw fields into a transaction; checks run in a fixed order
-// so the first offending field is the one named.
+// The one place that turns the five raw fields into a transaction. Every invalid field is
+// reported (failure::errors, wire order): a field of the wrong JSON type gets a neutral valid
+// stand-in so that the domain rules still judge the others. The detail names the member id when
+// it is invalid, else the first field of a wrong type, else the first rule broken.
 result<transaction> transaction_from(const raw_fields& r, transaction_text* as_sent = nullptr) {
-    auto id = r.f[0].as_string(field::member_id);
-    if (!id) return std::move(id).error();
-    if (auto valid = validate_member_id(*id); !valid) return std::move(valid).error();
-    auto ts = r.f[1].as_string(field::ts);
-    if (!ts) return std::move(ts).error();
-    auto type = r.f[2].as_string(field::type);
-    if (!type) return std::move(type).error();
-    auto points = r.f[3].as_finite(field::points);
-    if (!points) return std::move(points).error();
-    auto revenue = r.f[4].as_finite(field::revenue);
-    if (!revenue) return std::move(revenue).error();
-    if (as_sent) *as_sent = transaction_text{std::string(*ts), std::string(*type)};
-    return make_transaction(*id, *ts, *type, *points, *revenue);
+    std::array<std::string_view, 3> text{"x", "1970-01-01T00:00:00Z", "BUY"};
+    std::array<double, 2> number{0, 0};
+    std::array<std::string_view, 5> type_problem{};
+    bool wrong_type = false;
+    for (std::size_t i = 0; i < r.f.size(); ++i) {
+        type_problem[i] = i < text.size() ? r.f[i].string_problem() : r.f[i].number_problem();
+        if (!type_problem[i].empty()) wrong_type = true;
+        else if (i < text.size()) text[i] = r.f[i].text;
+        else number[i - text.size()] = r.f[i].number;
+    }
+    auto t = make_transaction(text[0], text[1], text[2], number[0], number[1]);
+    if (t && !wrong_type) {
+        if (as_sent) *as_sent = transaction_text{std::string(text[1]), std::string(text[2])};
+        return t;
+    }
+    std::vector<field_problem> problems;
+    std::size_t first = 0;
+    bool first_is_type = false;
+    for (std::size_t i = 0; i < r.f.size(); ++i) {
+        const std::string name(raw_fields::names[i]);
+        if (!type_problem[i].empty()) {
+            if (!first_is_type && !(i > 0 && !problems.empty() && problems.front().field == field::member_id)) {
+                first = problems.size();
+                first_is_type = true;
+            }
+            problems.push_back({name, std::string(type_problem[i])});
+        } else if (!t) {
+            for (const field_problem& p : t.error().errors)
+                if (p.field == name) problems.push_back(p);
+        }
+    }
+    return invalid_fields(std::move(problems), first);
 }
 
 result<transaction> transaction_from(const json::value& v, transaction_text* as_sent = nullptr) {
     const json::object* o = as_object(v);
-    if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+    if (!o) return field_error("body", "must be a JSON object");
     raw_fields r;
     for (std::size_t i = 0; i < raw_fields::names.size(); ++i)
         r.f[i] = from_value(o->if_contains(json::string_view(raw_fields::names[i].data(), raw_fields::names[i].size())));
@@ -210,7 +238,7 @@ struct history_handler {
 
     void element_done() {
         result<transaction> t = element_is_object ? transaction_from(fields)
-                                                  : result<transaction>(fail(errc::invalid_field, "body: must be a JSON object"));
+                                                  : result<transaction>(field_error("body", "must be a JSON object"));
         if (t) {
             out.items.push_back(std::move(t).value());
         } else {
@@ -358,7 +386,7 @@ std::string encode_transaction(const transaction& t) {
 result<decoded_history> decode_history(std::string_view body) {
     json::basic_parser<history_handler> p(json::parse_options{});
     if (auto bad = parse_whole(p, body)) return std::move(*bad);
-    if (!p.handler().top_is_array) return fail(errc::invalid_field, "history: must be a JSON array");
+    if (!p.handler().top_is_array) return field_error("history", "must be a JSON array");
     return std::move(p.handler().out);
 }
 
@@ -394,7 +422,7 @@ std::string encode_features(const member_features& f) {
 result<member_features> decode_features(std::string_view body) {
     return with_parsed(body, [](const json::value& v) -> result<member_features> {
         const json::object* o = as_object(v);
-        if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+        if (!o) return field_error("body", "must be a JSON object");
         member_features f;
         const std::array<std::pair<std::string_view, double*>, 7> numbers{{
             {k_avg_points, &f.avg_points_bought},
@@ -405,24 +433,29 @@ result<member_features> decode_features(std::string_view body) {
             {k_pct_gift, &f.pct_gift},
             {k_pct_redeem, &f.pct_redeem},
         }};
+        std::vector<field_problem> problems;
         for (const auto& [name, dst] : numbers) {
-            auto d = number_field(*o, name);
-            if (!d) return std::move(d).error();
-            *dst = *d;
+            const raw_field got = from_value(o->if_contains(json::string_view(name.data(), name.size())));
+            if (const auto why = got.number_problem(); !why.empty()) problems.push_back({std::string(name), std::string(why)});
+            else *dst = got.number;
         }
+        const auto days_problem = [&](std::string_view why) { problems.push_back({std::string(k_days), std::string(why)}); };
         const json::value* days = o->if_contains(json::string_view(k_days.data(), k_days.size()));
-        if (!days) return field_error(k_days, "field required");
-        if (days->is_int64()) {
+        if (!days) {
+            days_problem("field required");
+        } else if (days->is_int64()) {
             f.days_since_last_transaction = days->get_int64();
+            if (f.days_since_last_transaction < 0) days_problem("must be >= 0");
         } else if (days->is_uint64()) {
-            return field_error(k_days, "too large");
+            days_problem("too large");
         } else if (days->is_double() && std::isfinite(days->get_double()) &&
                    std::trunc(days->get_double()) == days->get_double() && std::abs(days->get_double()) < 1e15) {
             f.days_since_last_transaction = static_cast<std::int64_t>(days->get_double());
+            if (f.days_since_last_transaction < 0) days_problem("must be >= 0");
         } else {
-            return field_error(k_days, "must be an integer");
+            days_problem("must be an integer");
         }
-        if (f.days_since_last_transaction < 0) return field_error(k_days, "must be >= 0");
+        if (!problems.empty()) return invalid_fields(std::move(problems));
         return f;
     });
 }
@@ -436,7 +469,7 @@ std::string encode_prediction(double p) {
 result<double> decode_prediction(std::string_view body) {
     return with_parsed(body, [](const json::value& v) -> result<double> {
         const json::object* o = as_object(v);
-        if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+        if (!o) return field_error("body", "must be a JSON object");
         return number_field(*o, "prediction");
     });
 }
@@ -450,12 +483,14 @@ std::string encode_offer_request(const offer_request& r) {
 result<offer_request> decode_offer_request(std::string_view body) {
     return with_parsed(body, [](const json::value& v) -> result<offer_request> {
         const json::object* o = as_object(v);
-        if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+        if (!o) return field_error("body", "must be a JSON object");
         auto ats = number_field(*o, "ats_prediction");
-        if (!ats) return std::move(ats).error();
         auto resp = number_field(*o, "resp_prediction");
-        if (!resp) return std::move(resp).error();
-        return offer_request{*ats, *resp};
+        if (ats && resp) return offer_request{*ats, *resp};
+        std::vector<field_problem> problems;
+        for (const auto* r : {&ats, &resp})
+            if (!*r) problems.push_back(r->error().errors.front());
+        return invalid_fields(std::move(problems));
     });
 }
 
@@ -468,7 +503,7 @@ std::string encode_offer(std::string_view offer) {
 result<std::string> decode_offer(std::string_view body) {
     return with_parsed(body, [](const json::value& v) -> result<std::string> {
         const json::object* o = as_object(v);
-        if (!o) return fail(errc::invalid_field, "body: must be a JSON object");
+        if (!o) return field_error("body", "must be a JSON object");
         auto s = string_field(*o, "offer");
         if (!s) return std::move(s).error();
         if (s->empty()) return field_error("offer", "must not be empty");
@@ -493,6 +528,18 @@ result<std::string> decode_json_string(std::string_view literal) {
 std::string encode_detail(std::string_view detail) {
     std::string out;
     json_writer(out).begin_object().member("detail", detail).end_object();
+    return out;
+}
+
+std::string encode_validation_error(std::string_view detail, std::span<const field_problem> errors) {
+    std::string out;
+    json_writer w(out);
+    w.begin_object().member("detail", detail);
+    w.key("errors").begin_array();
+    for (const field_problem& p : errors)
+        w.begin_object().member("field", std::string_view(p.field)).member("message", std::string_view(p.message)).end_object();
+    w.end_array();
+    w.end_object();
     return out;
 }
 

@@ -40,3 +40,13 @@ const std::error_category& offerd_category() noexcept {
 }
 
 }  // namespace offerd
+
+namespace offerd {
+
+failure invalid_fields(std::vector<field_problem> problems, std::size_t first) {
+    failure f{errc::invalid_field, problems[first].field + ": " + problems[first].message};
+    f.errors = std::move(problems);
+    return f;
+}
+
+}  // namespace offerd

@@ -41,29 +41,38 @@ std::optional<txn_type> parse_txn_type(std::string_view s) noexcept {
     return std::nullopt;
 }
 
-result<std::string> validate_member_id(std::string_view id) {
-    if (id.empty()) return fail(errc::invalid_field, "memberId: must not be empty");
-    if (id.size() > max_member_id_length)
-        return fail(errc::invalid_field, "memberId: must be at most 64 characters");
+namespace {
+// What is wrong with a member id, or "" when it is valid.
+std::string member_id_problem(std::string_view id) {
+    if (id.empty()) return "must not be empty";
+    if (id.size() > max_member_id_length) return "must be at most 64 characters";
     for (char c : id) {
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-        if (!ok) return fail(errc::invalid_field, "memberId: only letters, digits, '_' and '-' are allowed, got " + quoted(id));
+        if (!ok) return "only letters, digits, '_' and '-' are allowed, got " + quoted(id);
     }
+    return {};
+}
+}  // namespace
+
+result<std::string> validate_member_id(std::string_view id) {
+    if (std::string why = member_id_problem(id); !why.empty()) return fail(errc::invalid_field, std::string(field::member_id) + ": " + why);
     return std::string(id);
 }
 
 result<transaction> make_transaction(std::string_view member_id, std::string_view ts, std::string_view type,
                                      double points, double revenue) {
-    auto id = validate_member_id(member_id);
-    if (!id) return std::move(id).error();
+    std::vector<field_problem> problems;
+    const auto problem = [&](std::string_view name, std::string why) { problems.push_back({std::string(name), std::move(why)}); };
+    if (std::string why = member_id_problem(member_id); !why.empty()) problem(field::member_id, std::move(why));
     auto when = parse_timestamp(ts);
-    if (!when) return fail(errc::invalid_field, std::string(field::ts) + ": " + when.error().detail + ", got " + quoted(ts));
+    if (!when) problem(field::ts, when.error().detail + ", got " + quoted(ts));
     const auto kind = parse_txn_type(type);
-    if (!kind) return fail(errc::invalid_field, std::string(field::type) + ": must be BUY, GIFT or REDEEM (any case), got " + quoted(type));
-    if (!std::isfinite(points)) return fail(errc::invalid_field, std::string(field::points) + ": must be a finite number");
-    if (!std::isfinite(revenue)) return fail(errc::invalid_field, std::string(field::revenue) + ": must be a finite number");
-    if (revenue < 0) return fail(errc::invalid_field, std::string(field::revenue) + ": must be >= 0");
-    return transaction{std::move(id).value(), *when, *kind, points, revenue};
+    if (!kind) problem(field::type, "must be BUY, GIFT or REDEEM (any case), got " + quoted(type));
+    if (!std::isfinite(points)) problem(field::points, "must be a finite number");
+    if (!std::isfinite(revenue)) problem(field::revenue, "must be a finite number");
+    else if (revenue < 0) problem(field::revenue, "must be >= 0");
+    if (!problems.empty()) return invalid_fields(std::move(problems));
+    return transaction{std::string(member_id), *when, *kind, points, revenue};
 }
 
 }  // namespace offerd

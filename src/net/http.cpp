@@ -151,6 +151,15 @@ response failure_response(const failure& f) {
     case errc::upstream_bad_response:
         // The detail names the upstream and the kind of fault, never a raw upstream body.
         return detail_response(s, f.detail.empty() ? std::string(errc_name(f.code)) : f.detail);
+    case errc::invalid_field:
+    case errc::idempotency_conflict: {
+        if (!f.errors.empty()) return json_response(s, encode_validation_error(f.detail, f.errors));
+        // A failure made from its detail alone names its field by the "field: message" convention.
+        const std::size_t colon = f.detail.find(": ");
+        const field_problem one = colon == std::string::npos ? field_problem{"body", f.detail}
+                                                             : field_problem{f.detail.substr(0, colon), f.detail.substr(colon + 2)};
+        return json_response(s, encode_validation_error(f.detail, std::span(&one, 1)));
+    }
     default: return detail_response(s, f.detail);
     }
 }

@@ -25,7 +25,7 @@ std::shared_ptr<router> make_member_data_router(std::shared_ptr<history_store> s
         if (!stored) co_return detail_response(http::status::service_unavailable, "member-data cannot store the write");
         switch (stored->what) {
         case append_outcome::kind::conflict:
-            co_return detail_response(http::status::unprocessable_entity, "Idempotency-Key: already used with a different body");
+            co_return failure_response(fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body"));
         case append_outcome::kind::duplicate: {
             response res = json_response(http::status::ok, std::move(stored->body));
             res.set("Idempotent-Replayed", "true");

@@ -12,7 +12,11 @@ handler model_handler(double (*model)(const member_features&) noexcept) {
         auto f = decode_features(ctx.req.body());
         if (!f) co_return failure_response(f.error());
         const double p = model(*f);
-        if (!std::isfinite(p)) co_return detail_response(http::status::unprocessable_entity, "features: prediction is not finite for these values");
+        if (!std::isfinite(p)) {
+            failure bad = invalid_fields({{"body", "prediction is not finite for these values"}});
+            bad.detail = "features: prediction is not finite for these values";
+            co_return failure_response(bad);
+        }
         co_return json_response(http::status::ok, encode_prediction(p));
     };
 }

@@ -833,3 +833,73 @@ TEST_CASE("The writer escapes keys", "[unit]") {
     json_writer(out).begin_object().member("we\"ird\n", 1).end_object();
     CHECK(parse(out) == json::value(json::object{{"we\"ird\n", 1}}));
 }
+
+namespace {
+std::vector<std::string> fields_of(const failure& f) {
+    std::vector<std::string> out;
+    for (const field_problem& p : f.errors) out.push_back(p.field);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("A transaction with several invalid fields reports every one, in wire order", "[unit]") {
+    const auto r = decode_transaction(R"({"memberId":"M 1","lastTransactionUtcTs":"yesterday","lastTransactionType":7,)"
+                                      R"("lastTransactionRevenueUsd":-1})");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == errc::invalid_field);
+    CHECK(fields_of(r.error()) == std::vector<std::string>{"memberId", "lastTransactionUtcTs", "lastTransactionType",
+                                                           "lastTransactionPointsBought", "lastTransactionRevenueUsd"});
+    CHECK(r.error().errors[2].message == "must be a string");
+    CHECK(r.error().errors[3].message == "field required");
+    CHECK(r.error().errors[4].message == "must be >= 0");
+    CHECK(r.error().detail == "memberId: " + r.error().errors[0].message);
+}
+
+TEST_CASE("The detail of a transaction names the first field of a wrong type before a broken rule, as before", "[unit]") {
+    json::object o = valid_txn_object();
+    o["lastTransactionUtcTs"] = "yesterday";
+    o.erase("lastTransactionPointsBought");
+    const auto r = decode_transaction(text_of(o));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(fields_of(r.error()) == std::vector<std::string>{"lastTransactionUtcTs", "lastTransactionPointsBought"});
+    CHECK(r.error().detail == "lastTransactionPointsBought: field required");
+}
+
+TEST_CASE("A transaction with one invalid field reports it in errors as in the detail", "[unit]") {
+    const auto r = decode_transaction(with("lastTransactionType", "refund"));
+    REQUIRE_FALSE(r.has_value());
+    REQUIRE(r.error().errors.size() == 1);
+    CHECK(r.error().errors[0].field == "lastTransactionType");
+    CHECK(r.error().detail == "lastTransactionType: " + r.error().errors[0].message);
+}
+
+TEST_CASE("A features body missing several keys reports every one", "[unit]") {
+    json::value o = parse(encode_features(sample_features()));
+    o.as_object().erase("PCT_GIFT_TRANSACTIONS");
+    o.as_object().erase("AVG_POINTS_BOUGHT");
+    o.as_object()["DAYS_SINCE_LAST_TRANSACTION"] = -2;
+    const auto r = decode_features(text_of(o));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(fields_of(r.error()) == std::vector<std::string>{"AVG_POINTS_BOUGHT", "PCT_GIFT_TRANSACTIONS", "DAYS_SINCE_LAST_TRANSACTION"});
+    CHECK(r.error().detail == "AVG_POINTS_BOUGHT: field required");
+}
+
+TEST_CASE("An offer request with both predictions invalid reports both", "[unit]") {
+    const auto r = decode_offer_request(R"({"ats_prediction":"1"})");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(fields_of(r.error()) == std::vector<std::string>{"ats_prediction", "resp_prediction"});
+}
+
+TEST_CASE("A body that is not an object is reported as the field body", "[unit]") {
+    const auto r = decode_transaction("[1]");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(fields_of(r.error()) == std::vector<std::string>{"body"});
+    CHECK(r.error().detail == "body: must be a JSON object");
+}
+
+TEST_CASE("A validation error body carries the detail and every field problem", "[unit]") {
+    const std::vector<field_problem> problems{{"memberId", "must not be empty"}, {"lastTransactionType", "got 'x\"'"}};
+    CHECK(parse(encode_validation_error("memberId: must not be empty", problems)) ==
+          parse(R"({"detail":"memberId: must not be empty","errors":[{"field":"memberId","message":"must not be empty"},)"
+                R"({"field":"lastTransactionType","message":"got 'x\"'"}]})"));
+}

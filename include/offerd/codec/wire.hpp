@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,8 @@ std::string encode_member_offer(std::string_view member_id, std::string_view off
 
 // {"detail": "..."}
 std::string encode_detail(std::string_view detail);
+// {"detail": "...", "errors": [{"field": "...", "message": "..."}, ...]}: a validation failure.
+std::string encode_validation_error(std::string_view detail, std::span<const field_problem> errors);
 
 // A JSON string literal (quotes included) to its value.
 result<std::string> decode_json_string(std::string_view literal);

@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace offerd {
 
@@ -35,11 +36,22 @@ inline std::error_code make_error_code(errc e) noexcept { return {static_cast<in
 // Stable snake_case name for logs and metrics labels.
 const char* errc_name(errc e) noexcept;
 
+// One invalid input: the wire name of the field (a body key, a header name, or "body" for the
+// body as a whole) and what is wrong with it, e.g. {"lastTransactionRevenueUsd", "must be >= 0"}.
+struct field_problem {
+    std::string field;
+    std::string message;
+    friend bool operator==(const field_problem&, const field_problem&) = default;
+};
+
 struct failure {
     errc code = errc::internal;
     std::string detail;
     int retry_after_s = 0;  // > 0: the client may retry after this many seconds (503)
     unsigned upstream_status = 0;  // the upstream's HTTP status, when it answered one
+    // invalid_field: every invalid field the decoder found, in wire order, when it reports more
+    // than one; detail still names one of them ("field: message").
+    std::vector<field_problem> errors{};
 };
 
 // A value or a failure. Deliberately small: C++20 has no std::expected.
@@ -70,6 +82,10 @@ private:
 inline failure fail(errc code, std::string detail, int retry_after_s = 0) {
     return failure{code, std::move(detail), retry_after_s};
 }
+
+// An invalid_field failure for one or more problems (non-empty): detail is "field: message" of
+// problems[first], errors all of them.
+failure invalid_fields(std::vector<field_problem> problems, std::size_t first = 0);
 
 }  // namespace offerd
 

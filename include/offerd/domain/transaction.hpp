@@ -42,8 +42,8 @@ inline constexpr std::size_t max_member_id_length = 64;
 // memberId: 1-64 chars of [A-Za-z0-9_-]. On failure the detail names the field.
 result<std::string> validate_member_id(std::string_view id);
 
-// Validates every field and normalizes; the first offending field is named in the detail
-// (errc::invalid_field). Points may be negative (redeems); revenue must be >= 0; both finite.
+// Validates every field and normalizes (errc::invalid_field): every offending field is in
+// failure::errors, in wire order, and the first is named in the detail. Points may be negative (redeems); revenue must be >= 0; both finite.
 result<transaction> make_transaction(std::string_view member_id, std::string_view ts, std::string_view type,
                                      double points, double revenue);
 

@@ -51,7 +51,8 @@ http::status transfer_coding_verdict(std::string_view value) noexcept;
 
 // The one map from error code to HTTP status.
 http::status status_for(errc e) noexcept;
-// A response for a failure. 5xx bodies carry a generic message, never internals.
+// A response for a failure. 5xx bodies carry a generic message, never internals; a 422 carries
+// `errors` ([{field, message}], every invalid field the decoder found) beside `detail`.
 response failure_response(const failure& f);
 
 // The IMF-fixdate for a Date header ("Tue, 01 Dec 2026 23:00:55 GMT"). Formatted once per second
