@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <stdexcept>
 
+#include "offerd/app/openapi.hpp"
 #include "offerd/app/scheduling.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
@@ -80,8 +81,15 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
             co_return res;
         });
+        api_auth auth;  // what the guard below requires, for the API document
+        if (security_->enabled()) {
+            const guard_policy policy = listener_policy(cfg_.security, cfg_.host, r == role::orchestrator);
+            auth = api_auth{policy.require_auth, policy.protect_metrics};
+        }
+        add_api_doc_routes(*routes, r, auth);
         security_->protect(*routes, to_string(r), r == role::orchestrator);
         routers.emplace_back(to_string(r), routes);
+        routers_[slot(r)] = routes;
         servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
                                                           cfg_.limits, log_, affinity_.get());
     };
@@ -122,6 +130,8 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
 runtime::~runtime() { shutdown(); }
 
 result<std::size_t> runtime::reload_keys() { return security_->reload_keys(); }
+
+std::shared_ptr<const router> runtime::routes(role r) const { return routers_[slot(r)]; }
 
 std::uint16_t runtime::port(role r) const {
     const auto& s = servers_[slot(r)];

@@ -77,6 +77,13 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
     co_return failure_response(fail(errc::internal, {}));
 }
 
+std::vector<router::route_info> router::routes() const {
+    std::vector<route_info> out;
+    out.reserve(routes_.size());
+    for (const route& r : routes_) out.push_back({r.method, r.pattern});
+    return out;
+}
+
 void router::count(status_counts& c, unsigned status) noexcept {
     if (status >= 100 && status < 600) c[status - 100].fetch_add(1, std::memory_order_relaxed);
 }

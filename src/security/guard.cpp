@@ -75,7 +75,7 @@ void security_gate::protect(router& r, std::string_view listener, bool orchestra
     const guard_policy policy = listener_policy(cfg_, host_, orchestrator);
     r.guard = [auth = auth_, counters = counters_, policy, name = std::string(listener)](request_context& ctx) -> std::optional<response> {
         const std::string_view path = path_of(ctx.req);
-        if (path == "/health") return std::nullopt;
+        if (path == "/health" || path == "/openapi.json" || path == "/docs") return std::nullopt;  // always open
         const bool metrics = path == "/metrics" || path == "/ready";
         if (!(metrics ? policy.protect_metrics : policy.require_auth)) return std::nullopt;
         const auto h = ctx.req.find(http::field::authorization);

@@ -19,6 +19,7 @@ class loopback_affinity;
 class history_store;
 class metrics_registry;
 class orchestrator_service;
+class router;
 class security_gate;
 
 class runtime {
@@ -42,6 +43,8 @@ public:
     // The member-data store when that role runs here (tests inspect it), else nullptr.
     history_store* store() const noexcept { return store_.get(); }
     std::size_t workers() const noexcept { return workers_.size(); }
+    // The route table a role's listener serves (its API document's tests enumerate it), else nullptr.
+    std::shared_ptr<const router> routes(role r) const;
     // Re-reads the API keys file (SIGHUP): on success the number of clients, else why not (the
     // keys in use stay). Thread-safe.
     result<std::size_t> reload_keys();
@@ -59,6 +62,7 @@ private:
     std::shared_ptr<history_store> store_;
     std::unique_ptr<orchestrator_service> orchestrator_;
     std::unique_ptr<http_server> servers_[4];  // indexed by role bit position
+    std::shared_ptr<const router> routers_[4];  // the servers' route tables, same index
     std::shared_ptr<metrics_registry> metrics_;
     std::shared_ptr<security_gate> security_;  // guards every listener's router
     struct reporter;

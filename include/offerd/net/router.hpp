@@ -41,6 +41,13 @@ public:
     // (401, 429) is answered instead of calling the handler. See security/guard.hpp.
     std::function<std::optional<response>(request_context&)> guard;
 
+    struct route_info {
+        http::verb method;
+        std::string_view pattern;  // as given to add(), e.g. "/member_data/{memberId}"
+    };
+    // The route table in the order routes were added (HEAD is served by every GET route besides).
+    std::vector<route_info> routes() const;
+
     // Appends offerd_http_requests_total samples (per route, method and status) for this
     // router under the given listener label. Counting is a relaxed atomic increment.
     void write_request_counts(std::string& out, std::string_view listener) const;

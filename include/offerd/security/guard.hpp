@@ -17,7 +17,7 @@
 namespace offerd {
 
 struct guard_policy {
-    bool require_auth = true;      // every route but GET /health needs a credential
+    bool require_auth = true;      // every route but GET /health, /openapi.json and /docs needs a credential
     bool protect_metrics = true;   // GET /metrics and GET /ready need one too
 };
 
