@@ -2,12 +2,13 @@
 # Installs the Debian 12 packages offerd needs, only those that are missing, one group at a time
 # with a line saying what is being installed. Services packaged with them are not started: we
 # only want their binaries (Debian's prometheus, installed by test.sh for promtool, would
-# otherwise start a Prometheus server on :9090 on every interface).
+# otherwise start a Prometheus server on :9090 on every interface; Debian's postgresql its
+# cluster on :5432: offerd's tests and scripts/pg.sh run servers of their own).
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 
 groups=("build tools|g++ cmake ninja-build ccache"
-        "Boost 1.81 and OpenSSL|libboost1.81-dev libboost-json1.81-dev libboost-log1.81-dev libboost-program-options1.81-dev libssl-dev"
+        "Boost 1.81, OpenSSL and libpq|libboost1.81-dev libboost-json1.81-dev libboost-log1.81-dev libboost-program-options1.81-dev libssl-dev libpq-dev"
         "test framework|catch2"
         "tools the README uses|curl jq")
 [ $# -eq 0 ] || groups+=("test tools|$*")
@@ -43,6 +44,7 @@ for group in "${groups[@]}"; do
   if [ -d /run/systemd/system ]; then
     for p in "${missing[@]}"; do
       [ "$p" != prometheus ] || $SUDO systemctl mask prometheus.service >/dev/null 2>&1 || true
+      [ "$p" != postgresql ] || $SUDO systemctl mask postgresql.service >/dev/null 2>&1 || true
     done
   fi
   echo "deps: installing $name: ${missing[*]} (may take a few minutes)" >&2

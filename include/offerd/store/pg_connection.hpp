@@ -32,7 +32,9 @@ struct statement {
 
 enum class kind : std::uint8_t {
     read,   // sent on its own (autocommit), never waits for a batch of writes to form
-    write,  // joins the next group commit: BEGIN; the queued writes; COMMIT; one sync
+    write,  // joins the next group commit: the queued writes, then one sync (one implicit
+            // transaction, so one commit; an explicit BEGIN would leave an aborted block behind
+            // a refused write). A group of one is that write alone.
 };
 
 // A statement's answer. A statement PostgreSQL refused (a constraint, a serialization error)
@@ -67,7 +69,11 @@ struct connection_stats {
 };
 
 // Not thread-safe: every member function is called on the connection's executor (one
-// connection per worker io_context). Nothing blocks: connecting (PQconnectStart/Poll), sending
+// connection per worker io_context). All state is in `impl`, touched only on that executor (no
+// locks); the background coroutines and handlers hold a shared_ptr to it, so the connection may
+// be destroyed right after stop() (on its executor, or once that no longer runs). A statement
+// whose preparation was refused on connect (say, its table does not exist yet) is prepared again
+// when an exec first uses it. stop() is final: start() after it does nothing. Nothing blocks: connecting (PQconnectStart/Poll), sending
 // (PQflush on writability) and receiving (PQconsumeInput on readability) wait on the socket
 // duplicated into an asio::posix::stream_descriptor.
 class connection {

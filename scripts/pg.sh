@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# A PostgreSQL server of our own in a data directory, on 127.0.0.1 only (tests, cluster.sh).
+# Usage:
+#   scripts/pg.sh start DIR PORT   initdb into DIR when it holds no cluster yet, start postgres in
+#                                  the background (PID in DIR/offerd-pg.pid, log in DIR/postgres.log),
+#                                  wait until it accepts connections, create the role and database
+#                                  `offerd` (trust on 127.0.0.1 only), print its URL
+#   scripts/pg.sh stop DIR         fast shutdown (SIGINT) of the server started there, by its PID; waits
+#   scripts/pg.sh url DIR          print the URL of the server started there
+# The URL: postgresql://offerd@127.0.0.1:PORT/offerd
+# Installs Debian's postgresql (through scripts/deps.sh; its own cluster service is never started)
+# when no server binaries are found. As root, the server runs as the `postgres` user (PostgreSQL
+# refuses root). fsync and synchronous_commit keep their defaults (on).
+# Exit status: 0 ok, 2 usage, 3 PostgreSQL is not installed and could not be installed,
+# 4 the server did not start (the end of its log is on stderr), 1 anything else.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+die() { local code=$1; shift; echo "pg: $*" >&2; exit "$code"; }
+usage() { die 2 "usage: pg.sh start DIR PORT | stop DIR | url DIR"; }
+
+find_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$d" ] && [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && echo "$d"
+}
+
+# Runs a command as the server's owner: `postgres` when we are root, ourselves otherwise.
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+url_of() { echo "postgresql://offerd@127.0.0.1:$1/offerd"; }
+
+# True while PID is a live process (a zombie left to a PID 1 that does not reap counts as gone).
+alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || echo X)
+  [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# initdb into the empty directory DIR (BIN: the server binaries), with our pg_hba.conf.
+init_cluster() {
+  local bin=$1 dir=$2
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
+  chmod 700 "$dir"
+  # --no-sync, then one syncfs: as durable as initdb's own file-by-file fsyncs, seconds faster.
+  as_owner "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$dir.initdb.log" 2>&1 ||
+    { tail -n 20 "$dir.initdb.log" >&2; rm -f "$dir.initdb.log"; die 4 "initdb failed"; }
+  rm -f "$dir.initdb.log"
+  # Sockets only in DIR (mode 0700); over TCP only the role offerd, from 127.0.0.1.
+  cat >"$dir/pg_hba.conf" <<'EOF'
+# Written by offerd's scripts/pg.sh.
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       all                      trust
+host    all       offerd    127.0.0.1/32   trust
+EOF
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/pg_hba.conf"
+  sync -f "$dir"
+}
+
+cmd_start() {
+  [ $# -eq 2 ] || usage
+  local dir=$1 port=$2 bin pid i
+  [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1024 ] && [ "$port" -lt 32768 ] || die 2 "PORT must be 1024..32767, got '$port'"
+  bin=$(find_bin || true)
+  if [ -z "$bin" ]; then
+    echo "pg: installing the PostgreSQL server (Debian's postgresql)" >&2
+    "$here/deps.sh" postgresql >&2 || true
+    bin=$(find_bin || true)
+    [ -n "$bin" ] || die 3 "the PostgreSQL server is not installed and could not be installed (apt-get install postgresql)"
+  fi
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ -f "$dir/offerd-pg.pid" ] && alive "$(cat "$dir/offerd-pg.pid")"; then
+    die 1 "a server started by pg.sh already runs in $dir (pid $(cat "$dir/offerd-pg.pid"))"
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die 3 "no 'postgres' user to run the server as (is Debian's postgresql installed?)"
+    chown postgres:postgres "$dir"
+  fi
+  chmod 700 "$dir"
+  cd /  # the server's owner may not be allowed into the caller's directory
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    [ -z "$(ls -A "$dir")" ] || die 1 "$dir is neither empty nor a PostgreSQL data directory"
+    local tpl=${OFFERD_PG_TEMPLATE:-}
+    if [ -n "$tpl" ]; then
+      # A cluster made once and copied (tests start many servers; initdb costs seconds).
+      mkdir -p "$(dirname "$tpl")"
+      (
+        flock 9
+        if [ ! -f "$tpl/PG_VERSION" ] || [ "$(cat "$tpl/PG_VERSION")" != "$(basename "$(dirname "$bin")")" ]; then
+          rm -rf "$tpl"
+          mkdir -p "$tpl"
+          init_cluster "$bin" "$tpl"
+        fi
+      ) 9>"$tpl.lock"
+      cp -a "$tpl/." "$dir/"
+      sync -f "$dir"
+    else
+      init_cluster "$bin" "$dir"
+    fi
+  fi
+  echo "$port" >"$dir/offerd-pg.port"
+  : >>"$dir/postgres.log"
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/postgres.log" "$dir/offerd-pg.port"
+  # setsid: out of the caller's process group; setpriv and setsid exec, so $! is the postmaster.
+  local owner=()
+  [ "$(id -u)" -ne 0 ] || owner=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  setsid "${owner[@]}" "$bin/postgres" -D "$dir" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+    -c max_connections=200 -c shared_buffers=128MB \
+    </dev/null >>"$dir/postgres.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/offerd-pg.pid"
+  for i in $(seq 1 600); do
+    alive "$pid" || { tail -n 20 "$dir/postgres.log" >&2; die 4 "postgres exited during start-up (port $port)"; }
+    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -d postgres -U offerd; then break; fi
+    [ "$i" -lt 600 ] || { tail -n 20 "$dir/postgres.log" >&2; die 4 "postgres did not become ready in 60 s"; }
+    sleep 0.1
+  done
+  local psql=("$bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres)
+  "${psql[@]}" -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'offerd') THEN CREATE ROLE offerd LOGIN; END IF;
+    END \$\$;" >/dev/null
+  if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'offerd'")" ]; then
+    "${psql[@]}" -c "CREATE DATABASE offerd OWNER offerd" >/dev/null
+  fi
+  url_of "$port"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || usage
+  local dir=$1 pid i
+  [ -f "$dir/offerd-pg.pid" ] || die 1 "no server started by pg.sh in $dir"
+  pid=$(cat "$dir/offerd-pg.pid")
+  if alive "$pid"; then
+    kill -INT "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+      echo "pg: postgres (pid $pid) did not stop in 30 s; SIGQUIT" >&2
+      kill -QUIT "$pid" 2>/dev/null || true
+      for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    fi
+  fi
+  rm -f "$dir/offerd-pg.pid"
+}
+
+cmd_url() {
+  [ $# -eq 1 ] || usage
+  [ -f "$1/offerd-pg.port" ] || die 1 "no server started by pg.sh in $1"
+  url_of "$(cat "$1/offerd-pg.port")"
+}
+
+[ $# -ge 1 ] || usage
+what=$1; shift
+case "$what" in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  url) cmd_url "$@" ;;
+  *) usage ;;
+esac
