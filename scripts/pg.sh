@@ -47,10 +47,11 @@ alive() {
 # initdb into the empty directory DIR (BIN: the server binaries), with our pg_hba.conf.
 init_cluster() {
   local bin=$1 dir=$2
+  shift 2
   [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
   chmod 700 "$dir"
   # --no-sync, then one syncfs: as durable as initdb's own file-by-file fsyncs, seconds faster.
-  as_owner "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$dir.initdb.log" 2>&1 ||
+  as_owner "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync "$@" >"$dir.initdb.log" 2>&1 ||
     { tail -n 20 "$dir.initdb.log" >&2; rm -f "$dir.initdb.log"; die 4 "initdb failed"; }
   rm -f "$dir.initdb.log"
   # Sockets only in DIR (mode 0700); over TCP only the role offerd, from 127.0.0.1.
@@ -64,9 +65,59 @@ EOF
   sync -f "$dir"
 }
 
+# Starts postgres on DIR in the background, listening on LISTEN (empty: the socket in DIR only);
+# sets server_pid. setsid takes it out of the caller's process group; setsid and setpriv exec,
+# so $! is the postmaster itself.
+start_server() {
+  local bin=$1 dir=$2 port=$3 listen=$4 owner=()
+  [ "$(id -u)" -ne 0 ] || owner=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  : >>"$dir/postgres.log"
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/postgres.log"
+  setsid "${owner[@]}" "$bin/postgres" -D "$dir" -p "$port" -k "$dir" -c listen_addresses="$listen" \
+    -c max_connections=200 -c shared_buffers=128MB \
+    </dev/null >>"$dir/postgres.log" 2>&1 &
+  server_pid=$!
+}
+
+wait_ready() {
+  local bin=$1 dir=$2 port=$3 pid=$4 i
+  for i in $(seq 1 600); do
+    alive "$pid" || { tail -n 20 "$dir/postgres.log" >&2; die 4 "postgres exited during start-up (port $port)"; }
+    if "$bin/pg_isready" -q -h "$dir" -p "$port" -d postgres -U postgres; then return 0; fi
+    sleep 0.05
+  done
+  tail -n 20 "$dir/postgres.log" >&2
+  die 4 "postgres did not become ready in 30 s"
+}
+
+# The role and database offerd, once per data directory (DIR/offerd-pg.ready says it is done).
+create_offerd() {
+  local bin=$1 dir=$2 port=$3
+  [ ! -f "$dir/offerd-pg.ready" ] || return 0
+  local psql=("$bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres)
+  "${psql[@]}" -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'offerd') THEN CREATE ROLE offerd LOGIN; END IF;
+    END \$\$;" >/dev/null
+  if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'offerd'")" ]; then
+    "${psql[@]}" -c "CREATE DATABASE offerd OWNER offerd" >/dev/null
+  fi
+  touch "$dir/offerd-pg.ready"
+}
+
+# SIGINT (fast shutdown: sessions ended, a shutdown checkpoint) and wait; SIGQUIT after 30 s.
+stop_pid() {
+  local pid=$1 i
+  alive "$pid" || return 0
+  kill -INT "$pid" 2>/dev/null || true
+  for i in $(seq 1 1500); do alive "$pid" || return 0; sleep 0.02; done
+  echo "pg: postgres (pid $pid) did not stop in 30 s; SIGQUIT" >&2
+  kill -QUIT "$pid" 2>/dev/null || true
+  for i in $(seq 1 250); do alive "$pid" || return 0; sleep 0.02; done
+}
+
 cmd_start() {
   [ $# -eq 2 ] || usage
-  local dir=$1 port=$2 bin pid i
+  local dir=$1 port=$2 bin
   [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1024 ] && [ "$port" -lt 32768 ] || die 2 "PORT must be 1024..32767, got '$port'"
   bin=$(find_bin || true)
   if [ -z "$bin" ]; then
@@ -75,78 +126,55 @@ cmd_start() {
     bin=$(find_bin || true)
     [ -n "$bin" ] || die 3 "the PostgreSQL server is not installed and could not be installed (apt-get install postgresql)"
   fi
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die 3 "no 'postgres' user to run the server as (is Debian's postgresql installed?)"
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if [ -f "$dir/offerd-pg.pid" ] && alive "$(cat "$dir/offerd-pg.pid")"; then
     die 1 "a server started by pg.sh already runs in $dir (pid $(cat "$dir/offerd-pg.pid"))"
   fi
-  if [ "$(id -u)" -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || die 3 "no 'postgres' user to run the server as (is Debian's postgresql installed?)"
-    chown postgres:postgres "$dir"
-  fi
-  chmod 700 "$dir"
   cd /  # the server's owner may not be allowed into the caller's directory
   if [ ! -f "$dir/PG_VERSION" ]; then
     [ -z "$(ls -A "$dir")" ] || die 1 "$dir is neither empty nor a PostgreSQL data directory"
     local tpl=${OFFERD_PG_TEMPLATE:-}
     if [ -n "$tpl" ]; then
-      # A cluster made once and copied (tests start many servers; initdb costs seconds).
+      # For tests: a cluster made once (role and database included) and copied, since initdb
+      # costs seconds. Small WAL segments keep the copy small; no sync for throw-away data.
       mkdir -p "$(dirname "$tpl")"
       (
         flock 9
-        if [ ! -f "$tpl/PG_VERSION" ] || [ "$(cat "$tpl/PG_VERSION")" != "$(basename "$(dirname "$bin")")" ]; then
+        if [ ! -f "$tpl/offerd-pg.ready" ] || [ "$(cat "$tpl/PG_VERSION")" != "$(basename "$(dirname "$bin")")" ]; then
           rm -rf "$tpl"
           mkdir -p "$tpl"
-          init_cluster "$bin" "$tpl"
+          init_cluster "$bin" "$tpl" --wal-segsize=1
+          start_server "$bin" "$tpl" "$port" ""
+          wait_ready "$bin" "$tpl" "$port" "$server_pid"
+          create_offerd "$bin" "$tpl" "$port"
+          stop_pid "$server_pid"
+          rm -f "$tpl/postgres.log"
         fi
       ) 9>"$tpl.lock"
       cp -a "$tpl/." "$dir/"
-      sync -f "$dir"
     else
       init_cluster "$bin" "$dir"
     fi
   fi
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
+  chmod 700 "$dir"
   echo "$port" >"$dir/offerd-pg.port"
-  : >>"$dir/postgres.log"
-  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/postgres.log" "$dir/offerd-pg.port"
-  # setsid: out of the caller's process group; setpriv and setsid exec, so $! is the postmaster.
-  local owner=()
-  [ "$(id -u)" -ne 0 ] || owner=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-  setsid "${owner[@]}" "$bin/postgres" -D "$dir" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
-    -c max_connections=200 -c shared_buffers=128MB \
-    </dev/null >>"$dir/postgres.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$dir/offerd-pg.pid"
-  for i in $(seq 1 600); do
-    alive "$pid" || { tail -n 20 "$dir/postgres.log" >&2; die 4 "postgres exited during start-up (port $port)"; }
-    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -d postgres -U offerd; then break; fi
-    [ "$i" -lt 600 ] || { tail -n 20 "$dir/postgres.log" >&2; die 4 "postgres did not become ready in 60 s"; }
-    sleep 0.1
-  done
-  local psql=("$bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres)
-  "${psql[@]}" -c "DO \$\$ BEGIN
-      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'offerd') THEN CREATE ROLE offerd LOGIN; END IF;
-    END \$\$;" >/dev/null
-  if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'offerd'")" ]; then
-    "${psql[@]}" -c "CREATE DATABASE offerd OWNER offerd" >/dev/null
-  fi
+  start_server "$bin" "$dir" "$port" 127.0.0.1
+  echo "$server_pid" >"$dir/offerd-pg.pid"
+  wait_ready "$bin" "$dir" "$port" "$server_pid"
+  create_offerd "$bin" "$dir" "$port"
   url_of "$port"
 }
 
 cmd_stop() {
   [ $# -eq 1 ] || usage
-  local dir=$1 pid i
+  local dir=$1
   [ -f "$dir/offerd-pg.pid" ] || die 1 "no server started by pg.sh in $dir"
-  pid=$(cat "$dir/offerd-pg.pid")
-  if alive "$pid"; then
-    kill -INT "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then
-      echo "pg: postgres (pid $pid) did not stop in 30 s; SIGQUIT" >&2
-      kill -QUIT "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-    fi
-  fi
+  stop_pid "$(cat "$dir/offerd-pg.pid")"
   rm -f "$dir/offerd-pg.pid"
 }
 
