@@ -168,6 +168,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
     std::deque<op_ptr> writes_;   // writes waiting for the next group commit
     bool group_in_flight_ = false;
     bool ever_connected_ = false;
+    std::uint64_t sessions_ready_ = 0;  // connections that got as far as connected_
     bool down_logged_ = false;  // the current outage was logged
     std::string target_;        // host:port/dbname, for logs (never the password)
     asio::steady_timer connect_timer_;
@@ -321,6 +322,8 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
 
     void on_ready() {
         connected_ = true;
+        ++sessions_ready_;
+        connect_timer_.cancel();
         if (ever_connected_) ++stats_.reconnects;
         if (log_ && log_->enabled(log_level::info)) {
             if (down_logged_) log_event(*log_, log_level::info, "pg_connection_restored").with("target", target_);
@@ -657,6 +660,11 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
         self->conn_ = std::move(c);
         ++self->gen_;
         std::fill(self->prepared_.begin(), self->prepared_.end(), prep::no);
+        // The preparation must be answered within the same connect_timeout (a hung server).
+        self->connect_timer_.async_wait([self, g = self->gen_](boost::system::error_code wait_ec) {
+            if (!wait_ec && g == self->gen_ && !self->connected_ && !self->stopped_)
+                self->drop("no answer from PostgreSQL within " + std::to_string(self->cfg_.connect_timeout.count()) + " ms");
+        });
         self->send_prepares();
         co_return self->conn_ != nullptr;
     }
@@ -689,8 +697,9 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
                 self->note_down(e.what());
             }
             if (up) {
+                const std::uint64_t ready_before = self->sessions_ready_;
                 co_await read_loop(self);
-                if (self->ever_connected_) backoff = self->cfg_.reconnect_min;
+                if (self->sessions_ready_ != ready_before) backoff = self->cfg_.reconnect_min;
             }
             if (self->stopped_) break;
             self->retry_timer_.expires_after(backoff);

@@ -10,14 +10,20 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "offerd/obs/log.hpp"
 #include "offerd/store/pg_connection.hpp"
 #include "pg_server.hpp"
+#include "process.hpp"
 
 using namespace std::chrono_literals;
 using offerd::deadline;
@@ -267,8 +273,10 @@ TEST_CASE("Losing PostgreSQL fails pending statements with upstream_unavailable,
           "[component][pg]") {
     offerd::test::pg_server srv;
     SKIP_WITHOUT_POSTGRESQL(srv);
+    const std::string log_path = offerd::test::temp_path("pg-log");
+    offerd::logger log(offerd::log_config{log_path, offerd::log_level::info});
     asio::io_context ctx;
-    pg::connection c(ctx.get_executor(), config_for(srv.url()), kv_statements());
+    pg::connection c(ctx.get_executor(), config_for(srv.url()), kv_statements(), &log);
     c.start();
     io_thread io(ctx);
     REQUIRE(io.get(connected(&c)));
@@ -290,6 +298,20 @@ TEST_CASE("Losing PostgreSQL fails pending statements with upstream_unavailable,
     CHECK(io.get(run(&c, "echo", {"5"}, pg::kind::read)).cell() == "5");
     CHECK(io.get(run(&c, "put", {"2", "y"}, pg::kind::write)).accepted());
     CHECK(io.get(stats_of(&c)).reconnects == 1);
+
+    // One line for the loss and one for the recovery, however many attempts failed between.
+    log.flush();
+    std::ifstream in(log_path);
+    std::map<std::string, int> events;
+    for (std::string line; std::getline(in, line);) {
+        const auto e = boost::json::parse(line).as_object().at("event").as_string();
+        ++events[std::string(e)];
+    }
+    std::remove(log_path.c_str());
+    CHECK(events["pg_connected"] == 1);
+    CHECK(events["pg_connection_lost"] == 1);
+    CHECK(events["pg_connection_restored"] == 1);
+    CHECK(events["pg_connect_failed"] == 0);
 }
 
 TEST_CASE("A connection stopped with statements pending fails them and can be destroyed at once", "[component][pg]") {

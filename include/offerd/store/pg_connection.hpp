@@ -89,7 +89,9 @@ public:
     // Closes the connection; pending statements fail with upstream_unavailable. Idempotent.
     void stop();
 
-    // Runs the prepared statement `name` with text parameters (nullopt = SQL NULL).
+    // Runs the prepared statement `name` with text parameters (nullopt = SQL NULL). Answers come
+    // in the order statements reach PostgreSQL: a read is sent at once, so it is not ordered
+    // after writes still queued for the next group commit (await a write before reading it).
     // Fails (never throws) with errc::upstream_unavailable while not connected or when the
     // connection is lost before the answer (a write may then have committed or not), and
     // errc::deadline_exceeded when `until` passes first. In a group commit that PostgreSQL
