@@ -9,6 +9,8 @@
 #include <sstream>
 #include <utility>
 
+#include "offerd/net/tls.hpp"
+
 namespace offerd {
 
 namespace po = boost::program_options;
@@ -183,7 +185,10 @@ po::options_description security_options(const security_config& d) {
         ("insecure-allow-unauthenticated", po::bool_switch(), "start even when a non-loopback --host leaves a listener without authentication")
         ("member-data-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to member-data as a Bearer token")
         ("prediction-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to prediction")
-        ("offer-engine-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to offer-engine");
+        ("offer-engine-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to offer-engine")
+        ("tls-cert", po::value<std::string>(), "PEM certificate chain (leaf first) every listener of this process serves over HTTPS (TLS 1.2+); needs --tls-key. Unset upstream URLs then use https to this process's listeners, trusting exactly this certificate")
+        ("tls-key", po::value<std::string>(), "PEM private key of --tls-cert")
+        ("upstream-ca", po::value<std::string>(), "PEM CA certificates that https:// upstream URLs are verified against, host name included (default: the system store)");
     // clang-format on
     return o;
 }
@@ -194,7 +199,9 @@ std::string read_security_options(const po::variables_map& vm, security_config& 
                              std::pair{"jwt-issuer", &cfg.jwt_issuer}, std::pair{"jwt-audience", &cfg.jwt_audience},
                              std::pair{"member-data-key-file", &cfg.member_data_key_file},
                              std::pair{"prediction-key-file", &cfg.prediction_key_file},
-                             std::pair{"offer-engine-key-file", &cfg.offer_engine_key_file}})
+                             std::pair{"offer-engine-key-file", &cfg.offer_engine_key_file},
+                             std::pair{"tls-cert", &cfg.tls_cert_file}, std::pair{"tls-key", &cfg.tls_key_file},
+                             std::pair{"upstream-ca", &cfg.upstream_ca_file}})
         if (vm.count(flag)) *dst = vm[flag].as<std::string>();
     cfg.jwt_leeway = ms(vm["jwt-leeway-ms"].as<long>());
     const std::string m = vm["metrics-auth"].as<std::string>();
@@ -352,6 +359,13 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     o.members.max_transactions = vm["member-cache-transactions"].as<std::size_t>();
     if (auto ok = validate(o); !ok) return usage_error<app_config>("", ok.error().detail);
     if (auto bad = read_security_options(vm, c.security); !bad.empty()) return usage_error<app_config>("", bad);
+    // Files that cannot be used are a start-up error of their own: one line, exit 2 (the runtime
+    // loads them again, and would throw the same message).
+    if (!c.security.tls_cert_file.empty())
+        if (auto t = make_server_tls_context(c.security.tls_cert_file, c.security.tls_key_file); !t)
+            return {std::nullopt, "offerd: " + t.error().detail, 2};
+    if (!c.security.upstream_ca_file.empty())
+        if (auto t = make_client_tls_context(c.security.upstream_ca_file); !t) return {std::nullopt, "offerd: --upstream-ca: " + t.error().detail, 2};
     if (auto why = unauthenticated_exposure(c.security, c.host, c.has(role::orchestrator), (c.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
         !why.empty())
         return {std::nullopt, "offerd: " + why, 2};
@@ -373,7 +387,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("retries", ranged<int>(0, 20)->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)")
         ("realtime-priority", ranged<int>(0, 99)->default_value(d.realtime_priority),
          "opt-in: run the streaming thread SCHED_FIFO at this priority (1-99) when permitted (root, CAP_SYS_NICE or ulimit -r); use it beside an offerd started with --realtime-priority on the same machine, where an ordinary client waits for a core after every answer (member_data.csv took 0.49 s that way, 0.38 s with both real-time); 0 (default): ordinary scheduling")
-        ("key-file", po::value<std::string>(), "file holding the API key (or JWT) sent as Authorization: Bearer (README: Security)");
+        ("key-file", po::value<std::string>(), "file holding the API key (or JWT) sent as Authorization: Bearer (README: Security)")
+        ("ca", po::value<std::string>(), "PEM CA certificates an https:// --target is verified against, host name included (default: the system store)");
     // clang-format on
     po::positional_options_description positional;
     positional.add("csv", 1);
@@ -401,6 +416,7 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     c.retries = vm["retries"].as<int>();
     c.realtime_priority = vm["realtime-priority"].as<int>();
     if (vm.count("key-file")) c.key_file = vm["key-file"].as<std::string>();
+    if (vm.count("ca")) c.ca_file = vm["ca"].as<std::string>();
     return {c, {}, 0};
 }
 

@@ -12,6 +12,7 @@
 #include "offerd/app/scheduling.hpp"
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
+#include "offerd/net/tls.hpp"
 #include "offerd/obs/build_info.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
@@ -25,10 +26,38 @@ namespace offerd {
 namespace {
 std::size_t slot(role r) { return static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(r))); }
 
-url upstream_url(const std::string& configured, const char* flag, const std::string& host, std::uint16_t local_port) {
-    if (configured.empty()) return url{host == "0.0.0.0" ? "127.0.0.1" : host, local_port, ""};
+template <class T>
+T checked(result<T> r) {
+    if (!r) throw std::runtime_error(r.error().detail);
+    return std::move(r).value();
+}
+
+// The TLS contexts of one process: what its listeners serve, and what its upstream calls trust.
+// All null without TLS. upstream is made only when an upstream URL is https.
+struct tls_contexts {
+    std::shared_ptr<tls_context> server;  // --tls-cert/--tls-key
+    std::shared_ptr<tls_context> own;     // trusts exactly that certificate: calls to this process's listeners
+    std::shared_ptr<tls_context> upstream;  // --upstream-ca, else the system store
+};
+
+// A configured upstream URL, or (unset) this process's listener of that role, else HOST:800x;
+// the latter over TLS trusting exactly our own certificate when our listeners serve TLS.
+url upstream_url(const std::string& configured, const char* flag, const std::string& host, std::uint16_t local_port,
+                 tls_contexts& tls, const security_config& sec) {
+    if (configured.empty()) {
+        url u{host == "0.0.0.0" ? "127.0.0.1" : host, local_port, ""};
+        if (tls.own) {
+            u.tls = true;
+            u.tls_context = tls.own;
+        }
+        return u;
+    }
     auto u = parse_url(configured);
     if (!u) throw std::runtime_error(std::string("invalid ") + flag + ": " + u.error().detail);
+    if (u->tls) {
+        if (!tls.upstream) tls.upstream = checked(make_client_tls_context(sec.upstream_ca_file));
+        u->tls_context = tls.upstream;
+    }
     return *u;
 }
 
@@ -64,6 +93,11 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     affinity_ = std::make_unique<loopback_affinity>();
     security_ = std::make_shared<security_gate>(cfg_.security, cfg_.host, cfg_.has(role::orchestrator),
                                                 (cfg_.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
+    tls_contexts tls;
+    if (!cfg_.security.tls_cert_file.empty()) {
+        tls.server = checked(make_server_tls_context(cfg_.security.tls_cert_file, cfg_.security.tls_key_file));
+        if (cfg_.has(role::orchestrator)) tls.own = checked(make_pinned_tls_context(cfg_.security.tls_cert_file));
+    }
     metrics_ = std::make_shared<metrics_registry>();
     metrics_->add([](std::string& out) {
         write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
@@ -91,7 +125,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         routers.emplace_back(to_string(r), routes);
         routers_[slot(r)] = routes;
         servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
-                                                          cfg_.limits, log_, affinity_.get());
+                                                          cfg_.limits, log_, affinity_.get(), tls.server);
     };
     if (cfg_.has(role::member_data)) {
         store_ = open_member_data_store(cfg_.member_data, log_, *metrics_);
@@ -102,9 +136,9 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     if (cfg_.has(role::orchestrator)) {
         const auto local = [&](role r, std::uint16_t fallback) { return port(r) ? port(r) : fallback; };
         orchestrator_urls urls{
-            upstream_url(cfg_.orchestrator.member_data_url, "--member-data-url", cfg_.host, local(role::member_data, 8001)),
-            upstream_url(cfg_.orchestrator.prediction_url, "--prediction-url", cfg_.host, local(role::prediction, 8002)),
-            upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003)),
+            upstream_url(cfg_.orchestrator.member_data_url, "--member-data-url", cfg_.host, local(role::member_data, 8001), tls, cfg_.security),
+            upstream_url(cfg_.orchestrator.prediction_url, "--prediction-url", cfg_.host, local(role::prediction, 8002), tls, cfg_.security),
+            upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003), tls, cfg_.security),
         };
         const security_config& sec = cfg_.security;
         urls.member_data.authorization = upstream_authorization(sec.member_data_key_file, "--member-data-key-file");
@@ -118,6 +152,19 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     });
     if (orchestrator_) metrics_->add([o = orchestrator_.get()](std::string& out) { o->write_metrics(out); });
     if (security_->enabled()) metrics_->add([s = security_](std::string& out) { s->write_metrics(out); });
+    if (tls.server) {
+        std::vector<const http_server*> listeners;
+        for (const auto& s : servers_)
+            if (s) listeners.push_back(s.get());
+        // The servers outlive the registry (declared before it), and render() runs before shutdown joins.
+        metrics_->add([listeners](std::string& out) {
+            write_metric_header(out, "offerd_tls_handshake_failures_total", "counter",
+                                "TLS handshakes that failed (plain HTTP, unknown CA at the client, timeouts), by listener.");
+            for (const http_server* s : listeners)
+                write_sample(out, "offerd_tls_handshake_failures_total", "listener=\"" + s->name() + "\"",
+                             static_cast<double>(s->tls_handshake_failures()));
+        });
+    }
     if (store_)
         metrics_->add([s = store_](std::string& out) {
             write_metric_header(out, "offerd_member_data_transactions", "gauge", "Transactions held by member-data.");
@@ -140,7 +187,7 @@ std::uint16_t runtime::port(role r) const {
 
 std::string runtime::base_url(role r) const {
     const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
-    return "http://" + host + ":" + std::to_string(port(r));
+    return (cfg_.security.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(port(r));
 }
 
 void runtime::start() {

@@ -1,16 +1,25 @@
 // Upstream HTTP client with a per-thread keep-alive pool.
 #include "offerd/net/http_client.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <stdexcept>
 #include <tuple>
 
 #include "offerd/net/loopback_affinity.hpp"
+#include "offerd/net/tls.hpp"
 
 namespace offerd {
 
@@ -25,7 +34,8 @@ struct http_client::connection {
         if (affinity && claimed) affinity->release(claimed);
         claimed = 0;
     }
-    beast::tcp_stream stream;
+    beast::tcp_stream stream;  // the lowest layer: expiry and close act on it
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream&>> tls;  // over stream, for an https target
     loopback_affinity* affinity = nullptr;
     std::uint16_t claimed = 0;  // local port recorded in affinity
     beast::flat_buffer buffer;
@@ -45,9 +55,23 @@ failure map_error(const beast::error_code& ec, const url& target, std::string_vi
     return fail(errc::upstream_unavailable, "upstream " + where + " unavailable: " + ec.message());
 }
 
+// A failed TLS handshake: a certificate the context does not accept, or a peer that does not
+// speak TLS (an http:// service behind an https:// URL), is upstream_bad_response (502, not
+// retried: the next attempt would fail alike); a timeout or a reset maps as for any other step.
+failure handshake_error(const beast::error_code& ec, SSL* ssl, const url& target) {
+    if (ec.category() != asio::error::get_ssl_category()) return map_error(ec, target, "tls handshake");
+    const std::string where = "upstream " + target.host_header() + " (tls handshake)";
+    if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        const long why = SSL_get_verify_result(ssl);
+        return fail(errc::upstream_bad_response, where + ": certificate rejected: " + X509_verify_cert_error_string(why) +
+                                                     " (verified for '" + target.host + "')");
+    }
+    return fail(errc::upstream_bad_response, where + " failed: " + ec.message());
+}
+
 bool stale_connection_error(const beast::error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-           ec == asio::error::broken_pipe || ec == http::error::partial_message;
+           ec == asio::error::broken_pipe || ec == http::error::partial_message || ec == asio::ssl::error::stream_truncated;
 }
 
 std::chrono::milliseconds to_ms(std::chrono::steady_clock::duration d) {
@@ -64,7 +88,14 @@ http_client::http_client(asio::any_io_executor ex, url target, const client_limi
       limits_(limits),
       gauges_(gauges),
       affinity_(affinity),
-      worker_(worker) {}
+      worker_(worker),
+      tls_(target_.tls_context) {
+    if (target_.tls && !tls_) {
+        auto system = make_client_tls_context({});
+        if (!system) throw std::runtime_error(system.error().detail);
+        tls_ = std::move(system).value();
+    }
+}
 
 http_client::~http_client() {
     if (gauges_) gauges_->idle.fetch_sub(static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
@@ -118,6 +149,21 @@ asio::awaitable<result<std::unique_ptr<http_client::connection>>> http_client::c
     if (ec) co_return map_error(ec, target_, "connect");
     beast::error_code ignored;
     c->stream.socket().set_option(tcp::no_delay(true), ignored);
+    if (target_.tls) {
+        // Under the same expiry as the connect. The name is verified by OpenSSL (RFC 6125 rules)
+        // and sent as SNI; an IP address is matched against the certificate's IP entries.
+        c->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(c->stream, *tls_);
+        SSL* ssl = c->tls->native_handle();
+        beast::error_code not_ip;
+        (void)asio::ip::make_address(target_.host, not_ip);
+        const bool set = not_ip ? SSL_set1_host(ssl, target_.host.c_str()) == 1 &&
+                                      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                                               const_cast<char*>(target_.host.c_str())) == 1
+                                : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), target_.host.c_str()) == 1;
+        if (!set) co_return fail(errc::upstream_unavailable, "upstream " + host_header_ + ": cannot verify TLS for host '" + target_.host + "'");
+        std::tie(ec) = co_await c->tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+        if (ec) co_return handshake_error(ec, ssl, target_);
+    }
     co_return c;
 }
 
@@ -167,14 +213,22 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
         c->stream.expires_at(expiry);
         wire.clear();
         append_wire_header(wire, req);
-        auto [wec, wn] = co_await asio::async_write(c->stream, wire_buffers(wire, req), nothrow);
+        // Plain or TLS: one branch per operation, no indirection on the plain path.
+        beast::error_code wec;
+        if (!c->tls)
+            std::tie(wec, std::ignore) = co_await asio::async_write(c->stream, wire_buffers(wire, req), nothrow);
+        else if (fits_one_tls_record(wire, req))
+            std::tie(wec, std::ignore) = co_await asio::async_write(*c->tls, wire_buffers(wire, req), nothrow);
+        else if (std::tie(wec, std::ignore) = co_await asio::async_write(*c->tls, asio::buffer(wire), nothrow); !wec)
+            std::tie(wec, std::ignore) = co_await asio::async_write(*c->tls, asio::buffer(req.body()), nothrow);
         if (wec) {
             if (reused && attempt == 0 && stale_connection_error(wec)) continue;
             co_return map_error(wec, target_, "write");
         }
         http::response_parser<http::string_body> parser;
         parser.body_limit(limits_.max_response_bytes);
-        auto [hec, hn] = co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
+        auto [hec, hn] = c->tls ? co_await http::async_read_header(*c->tls, c->buffer, parser, nothrow)
+                                : co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
         beast::error_code rec = hec;
         if (!rec && !parser.is_done()) {
             // Beast reads at most the buffer's free capacity at a time; a pooled buffer stays
@@ -182,7 +236,8 @@ asio::awaitable<result<response>> http_client::send(http::verb method, std::stri
             // to the announced body once (bounded) so the body arrives in one or two reads.
             if (const auto length = parser.content_length(); length && *length > c->buffer.capacity() - c->buffer.size())
                 c->buffer.reserve(c->buffer.size() + static_cast<std::size_t>(std::min<std::uint64_t>(*length, limits_.read_reserve_bytes)));
-            auto [bec, bn] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
+            auto [bec, bn] = c->tls ? co_await http::async_read(*c->tls, c->buffer, parser, nothrow)
+                                    : co_await http::async_read(c->stream, c->buffer, parser, nothrow);
             rec = bec;
         }
         if (rec) {

@@ -6,6 +6,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -13,13 +15,19 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <mutex>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <tuple>
+#include <type_traits>
 #include <stdexcept>
 #include <unistd.h>
 #include <unordered_set>
 #include <vector>
 
 #include "offerd/net/loopback_affinity.hpp"
+#include "offerd/net/tls.hpp"
 #include "offerd/obs/log.hpp"
 
 namespace offerd {
@@ -27,11 +35,30 @@ namespace offerd {
 using tcp = asio::ip::tcp;
 
 namespace {
+using tls_stream = beast::ssl_stream<beast::tcp_stream&>;
+
 struct connection {
     explicit connection(tcp::socket s) : stream(std::move(s)) {}
-    beast::tcp_stream stream;
+    beast::tcp_stream stream;  // the lowest layer: expiry, cancellation and shutdown act on it
+    std::unique_ptr<tls_stream> tls;  // over stream, on a TLS listener once accepted
     bool busy = false;  // a request is arriving or being handled; only touched on the connection's worker
 };
+
+// The layer a session reads and writes: the TCP stream itself, or TLS over it. The session loop
+// is instantiated for each, so the plain path has no indirection.
+template <class Stream>
+Stream& layer(connection& c) {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+        return c.stream;
+    else
+        return *c.tls;
+}
+
+// The peer closed or went silent: end the connection without an answer.
+bool quiet_end(const beast::error_code& ec) {
+    return ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated;
+}
 }  // namespace
 
 // Shared by the listener and its sessions so that sessions may outlive the http_server object.
@@ -51,10 +78,13 @@ struct http_server::state {
     std::size_t next_worker = 0;  // accept loop only
     std::mutex mutex;
     std::unordered_set<std::shared_ptr<connection>> connections;
+    std::shared_ptr<tls_context> tls;  // null: plain HTTP; shared by every connection (OpenSSL makes it thread-safe)
+    std::atomic<std::uint64_t> handshake_failures{0};
 
     state(std::string n, std::span<asio::io_context* const> w, std::shared_ptr<const router> r,
-          const server_limits& l, logger& lg, const loopback_affinity* a)
-        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg), affinity(a) {}
+          const server_limits& l, logger& lg, const loopback_affinity* a, std::shared_ptr<tls_context> t)
+        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg),
+          affinity(a), tls(std::move(t)) {}
 };
 
 namespace {
@@ -62,6 +92,7 @@ namespace {
 using state_ptr = std::shared_ptr<http_server::state>;
 
 // Writes an error answer for a request we could not read, then closes.
+template <class Stream = beast::tcp_stream>
 asio::awaitable<void> reject(connection& c, const http_server::state& s, http::status status, std::string_view detail,
                              std::string_view retry_after = {}) {
     response res = detail_response(status, detail);
@@ -70,9 +101,10 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
     res.set(request_id_header, new_request_id());
     res.set(http::field::date, http_date());
     c.stream.expires_after(s.limits.write_timeout);
-    if (auto [ec, n] = co_await http::async_write(c.stream, res, nothrow); ec) co_return;
+    if (auto [ec, n] = co_await http::async_write(layer<Stream>(c), res, nothrow); ec) co_return;
     // Closing with unread request bytes would send a reset that can overtake the answer: say we
-    // are done, then read and discard what the client still sends, briefly and boundedly.
+    // are done, then read and discard what the client still sends, briefly and boundedly (raw
+    // bytes, TLS records included: they are dropped either way).
     beast::error_code ignored;
     c.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     c.stream.expires_after(s.limits.drain_timeout);
@@ -84,13 +116,18 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
     }
 }
 
+template <class Stream>
 asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
+    constexpr bool plain = std::is_same_v<Stream, beast::tcp_stream>;
+    Stream& stream = layer<Stream>(*c);
     beast::flat_buffer buffer;
     std::string wire;  // the response's header bytes; reused across the connection's requests
     const server_limits& lim = s->limits;
     // A new connection's first request must arrive, headers complete, within the header
     // timeout (one that sends nothing is cut by it); keep-alive waits get the idle timeout.
-    c->stream.expires_after(lim.header_timeout);
+    // On TLS the handshake started that clock (serve_tls).
+    if constexpr (plain) c->stream.expires_after(lim.header_timeout);
+    bool closing = false;  // the answer said Connection: close and was written
     for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
             if (s->stopping.load(std::memory_order_relaxed)) break;
@@ -98,7 +135,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             // request that has started arriving is read and answered.
             c->busy = false;
             if (!first) c->stream.expires_after(lim.idle_timeout);
-            auto [ec, n] = co_await c->stream.async_read_some(buffer.prepare(4096), nothrow);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), nothrow);
             if (ec) co_return;
             buffer.commit(n);
         }
@@ -107,34 +144,30 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
         parser.body_limit(lim.max_body_bytes);
         if (!first) c->stream.expires_after(lim.header_timeout);
-        auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser, nothrow);
-        if (hec == http::error::header_limit) co_return co_await reject(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
-        if (hec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
-        if (hec == beast::error::timeout || hec == http::error::end_of_stream || hec == asio::error::eof ||
-            hec == asio::error::operation_aborted)
-            co_return;
-        if (hec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
+        auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
+        if (hec == http::error::header_limit) co_return co_await reject<Stream>(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
+        if (hec == http::error::body_limit) co_return co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+        if (quiet_end(hec)) co_return;
+        if (hec) co_return co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request");
         if (const auto te = parser.get().find(http::field::transfer_encoding); te != parser.get().end()) {
             // Beast reads a body only when chunked is the last coding, and ignores the others:
             // the rest would be parsed as a next request. Answer and close instead.
             if (const auto verdict = transfer_coding_verdict(te->value()); verdict == http::status::bad_request)
-                co_return co_await reject(*c, *s, verdict, "Transfer-Encoding must end with chunked");
+                co_return co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding must end with chunked");
             else if (verdict != http::status::ok)
-                co_return co_await reject(*c, *s, verdict, "Transfer-Encoding other than chunked is not supported");
+                co_return co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding other than chunked is not supported");
         }
         if (!parser.is_done()) {
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                 http::response<http::empty_body> cont{http::status::continue_, 11};
                 c->stream.expires_after(lim.write_timeout);
-                if (auto [ec, n] = co_await http::async_write(c->stream, cont, nothrow); ec) co_return;
+                if (auto [ec, n] = co_await http::async_write(stream, cont, nothrow); ec) co_return;
             }
             c->stream.expires_after(lim.body_timeout);
-            auto [bec, bn] = co_await http::async_read(c->stream, buffer, parser, nothrow);
-            if (bec == http::error::body_limit) co_return co_await reject(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
-            if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof ||
-                bec == asio::error::operation_aborted)
-                co_return;
-            if (bec) co_return co_await reject(*c, *s, http::status::bad_request, "Malformed HTTP request");
+            auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
+            if (bec == http::error::body_limit) co_return co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+            if (quiet_end(bec)) co_return;
+            if (bec) co_return co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request");
         }
         c->stream.expires_never();
         const request req = parser.release();
@@ -158,19 +191,65 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         c->stream.expires_after(lim.write_timeout);
         // HEAD: the GET answer's header (its Content-Length included) without the body.
         const bool head = req.method() == http::verb::head;
-        auto [wec, wn] = head ? co_await asio::async_write(c->stream, asio::buffer(wire), nothrow)
-                              : co_await asio::async_write(c->stream, wire_buffers(wire, res), nothrow);
-        if (wec || !res.keep_alive()) break;
+        beast::error_code wec;
+        if (head)
+            std::tie(wec, std::ignore) = co_await asio::async_write(stream, asio::buffer(wire), nothrow);
+        else if (plain || fits_one_tls_record(wire, res))
+            std::tie(wec, std::ignore) = co_await asio::async_write(stream, wire_buffers(wire, res), nothrow);
+        else if (std::tie(wec, std::ignore) = co_await asio::async_write(stream, asio::buffer(wire), nothrow); !wec)
+            std::tie(wec, std::ignore) = co_await asio::async_write(stream, asio::buffer(res.body()), nothrow);
+        if (wec) break;
+        if (!res.keep_alive()) {
+            closing = true;
+            break;
+        }
+    }
+    if constexpr (!plain) {
+        // close_notify, so the client can tell our end from a truncation; the peer's reply (or
+        // its close) is awaited briefly.
+        if (closing) {
+            c->stream.expires_after(lim.drain_timeout);
+            auto [sec] = co_await stream.async_shutdown(nothrow);
+            (void)sec;
+        }
     }
     beast::error_code ignored;
     c->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+// A TLS connection: the handshake, bounded by the header timeout (which goes on running until the
+// first request's headers are in), then the session loop over TLS. A failed handshake is counted
+// and logged, at warn for the listener's first and at debug after (a scanner must not flood the
+// log); plain HTTP sent to the port is answered 400 in plain HTTP and closed.
+asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
+    c->stream.expires_after(s->limits.header_timeout);
+    c->tls = std::make_unique<tls_stream>(c->stream, *s->tls);
+    auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, nothrow);
+    if (!ec) co_return co_await serve<tls_stream>(std::move(s), std::move(c), worker);
+    if (ec == asio::error::operation_aborted && s->stopping.load(std::memory_order_relaxed)) co_return;
+    const bool plain_http = ec.category() == asio::error::get_ssl_category() && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
+    const bool first = s->handshake_failures.fetch_add(1, std::memory_order_relaxed) == 0;
+    {
+        log_event e(s->log, first ? log_level::warn : log_level::debug, "tls_handshake_failed");
+        if (e.active()) {
+            beast::error_code pec;
+            const tcp::endpoint peer = c->stream.socket().remote_endpoint(pec);
+            e.with("listener", s->name).with("peer", pec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port()));
+            e.with("error", plain_http ? std::string("plain HTTP request on a TLS port") : ec.message());
+        }
+    }
+    if (plain_http) co_await reject(*c, *s, http::status::bad_request, "This port speaks HTTPS: use an https:// URL");
 }
 
 // Connections over max_connections answered at once; beyond, they are closed unanswered.
 constexpr std::size_t max_turning_away = 64;
 
 asio::awaitable<void> turn_away(state_ptr s, std::shared_ptr<connection> c) {
-    co_await reject(*c, *s, http::status::service_unavailable, "Too many connections", "1");
+    if (!s->tls) co_return co_await reject(*c, *s, http::status::service_unavailable, "Too many connections", "1");
+    c->stream.expires_after(s->limits.header_timeout);
+    c->tls = std::make_unique<tls_stream>(c->stream, *s->tls);
+    if (auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, nothrow); ec) co_return;
+    co_await reject<tls_stream>(*c, *s, http::status::service_unavailable, "Too many connections", "1");
 }
 
 // The worker that owns the other end when it is one of this process's clients (see
@@ -235,7 +314,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
         }
         s->open.fetch_add(1);
         s->accepted.fetch_add(1);
-        asio::co_spawn(worker_ctx, serve(s, c, worker), [s, c](const std::exception_ptr& e) {
+        asio::co_spawn(worker_ctx, s->tls ? serve_tls(s, c, worker) : serve<beast::tcp_stream>(s, c, worker), [s, c](const std::exception_ptr& e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -256,8 +335,8 @@ asio::awaitable<void> accept_loop(state_ptr s) {
 
 http_server::http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
                          std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
-                         logger& log, const loopback_affinity* affinity)
-    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, affinity)) {
+                         logger& log, const loopback_affinity* affinity, std::shared_ptr<tls_context> tls)
+    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, affinity, std::move(tls))) {
     const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
     beast::error_code ec;
     tcp::resolver resolver(*workers.front());
@@ -300,5 +379,9 @@ void http_server::stop() {
 std::size_t http_server::open_connections() const noexcept { return state_->open.load(); }
 
 std::size_t http_server::accepted_connections() const noexcept { return state_->accepted.load(); }
+
+bool http_server::tls() const noexcept { return state_->tls != nullptr; }
+
+std::uint64_t http_server::tls_handshake_failures() const noexcept { return state_->handshake_failures.load(std::memory_order_relaxed); }
 
 }  // namespace offerd

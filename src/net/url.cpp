@@ -6,15 +6,21 @@
 namespace offerd {
 
 result<url> parse_url(std::string_view text) {
-    constexpr std::string_view scheme = "http://";
     const std::string quoted = "'" + std::string(text) + "'";
-    if (!text.starts_with(scheme)) return fail(errc::invalid_field, "URL must start with http:// (got " + quoted + ")");
-    text.remove_prefix(scheme.size());
+    url u;
+    if (text.starts_with("https://")) {
+        u.tls = true;
+        u.port = 443;
+        text.remove_prefix(8);
+    } else if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+    } else {
+        return fail(errc::invalid_field, "URL must start with http:// or https:// (got " + quoted + ")");
+    }
     const std::size_t slash = text.find('/');
     std::string_view authority = text.substr(0, slash);
     std::string_view path = slash == std::string_view::npos ? std::string_view{} : text.substr(slash);
     while (path.ends_with('/')) path.remove_suffix(1);
-    url u;
     u.base_path = std::string(path);
     std::string_view host = authority;
     if (authority.starts_with('[')) {

@@ -54,6 +54,7 @@ result<std::monostate> validate(const security_config& cfg) {
         return bad("--rate-limit must be between 0.001/s and 1000000/s");
     if (cfg.rate.burst > 1'000'000) return bad("--rate-burst must be at most 1000000");
     if (cfg.rate.burst > 0 && cfg.rate.unlimited()) return bad("--rate-burst needs --rate-limit");
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) return bad("--tls-cert and --tls-key go together");
     const bool creds = cfg.enabled();
     if (!cfg.rate.unlimited() && !creds) return bad("--rate-limit is per client: it needs --api-keys or --jwt-key");
     if (cfg.service_auth && !creds) return bad("--service-auth needs --api-keys or --jwt-key");

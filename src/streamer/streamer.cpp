@@ -28,6 +28,7 @@
 #include "offerd/domain/csv.hpp"
 #include "offerd/domain/latency_histogram.hpp"
 #include "offerd/net/http_client.hpp"
+#include "offerd/net/tls.hpp"
 #include "offerd/security/api_keys.hpp"
 
 namespace offerd {
@@ -353,6 +354,11 @@ result<stream_summary> run_stream(const stream_config& cfg, std::ostream& out, s
         if (!key || !parse_bearer("Bearer " + *key))
             return fail(errc::invalid_field, "--key-file: '" + cfg.key_file + "' does not hold one Bearer token");
         target->authorization = "Bearer " + *key;
+    }
+    if (target->tls) {
+        auto tls = make_client_tls_context(cfg.ca_file);
+        if (!tls) return fail(errc::invalid_field, (cfg.ca_file.empty() ? "" : "--ca: ") + tls.error().detail);
+        target->tls_context = std::move(tls).value();
     }
     if (cfg.concurrency == 0) return fail(errc::invalid_field, "--concurrency must be at least 1");
     auto source = csv_source::open(cfg.csv);

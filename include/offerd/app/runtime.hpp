@@ -25,7 +25,7 @@ class security_gate;
 class runtime {
 public:
     // Binds all listeners (port 0 picks a free one). Throws std::runtime_error with a one-line
-    // message when a listener cannot bind or an upstream URL is invalid.
+    // message when a listener cannot bind, an upstream URL is invalid or a TLS file cannot be used.
     runtime(const app_config& cfg, logger& log);
     ~runtime();
     runtime(const runtime&) = delete;

@@ -43,6 +43,14 @@ template <bool is_request>
 std::array<asio::const_buffer, 2> wire_buffers(const std::string& header, const http::message<is_request, http::string_body>& m) {
     return {asio::buffer(header), asio::buffer(m.body())};
 }
+// Whether wire_buffers may be written in one go over TLS (beast::ssl_stream). Its flat_stream
+// coalesces a gathered write up to one record (16 KiB); beyond, once a write took the header
+// exactly, the next is handed an empty prefix, writes nothing, and async_write stops short. A
+// larger message is written as two buffers, header then body.
+template <bool is_request>
+bool fits_one_tls_record(const std::string& header, const http::message<is_request, http::string_body>& m) {
+    return header.size() + m.body().size() <= 16 * 1024;
+}
 
 // What a request's Transfer-Encoding value allows (RFC 9112 6.1, 6.3): ok when it is exactly
 // `chunked`; bad_request when chunked is not the final coding or is repeated (the body length

@@ -47,7 +47,8 @@ class loopback_affinity;
 class http_client {
 public:
     // With affinity, connections to a loopback address are bound first and their local port is
-    // recorded as belonging to `worker` (see loopback_affinity).
+    // recorded as belonging to `worker` (see loopback_affinity). An https target without a
+    // tls_context verifies against the system store (throws std::runtime_error if it cannot load).
     http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr,
                 loopback_affinity* affinity = nullptr, std::size_t worker = 0);
     ~http_client();
@@ -57,7 +58,9 @@ public:
     // Sends one request to target.base_path + path and returns the upstream's response,
     // whatever its status. Bounded by min(limits.timeout, opts.until). Fails with
     // upstream_timeout, upstream_unavailable (refused, reset, unresolvable), upstream_bad_response
-    // (unparseable or over max_response_bytes) or deadline_exceeded (no budget left to start).
+    // (unparseable or over max_response_bytes; for https also a certificate the context rejects or
+    // a peer that does not speak TLS, its reason in the detail) or deadline_exceeded (no budget
+    // left to start).
     // Idle connections older than max_idle_age are not reused. A pooled connection the peer closed
     // while idle is detected and the call is retried once on a fresh connection, only when no
     // byte of a response was received.
@@ -80,6 +83,7 @@ private:
     std::size_t worker_;
     std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
     std::vector<std::unique_ptr<connection>> idle_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;  // https targets: target.tls_context, else the system store's
 };
 
 }  // namespace offerd

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "offerd/net/router.hpp"
+#include "offerd/net/tls.hpp"
 
 namespace offerd {
 
@@ -36,9 +37,11 @@ public:
     // Throws std::runtime_error "cannot listen on HOST:PORT: REASON" when it cannot.
     // With affinity, a loopback connection from a port one of this process's clients claimed is
     // served on that client's worker instead of the next one in turn.
+    // With tls (make_server_tls_context) every connection is HTTPS: the handshake counts against
+    // the header timeout; a failed one is counted, logged and closed, plain HTTP answered 400.
     http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
                 std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
-                const loopback_affinity* affinity = nullptr);
+                const loopback_affinity* affinity = nullptr, std::shared_ptr<tls_context> tls = nullptr);
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
@@ -51,6 +54,8 @@ public:
     void stop();
     std::size_t open_connections() const noexcept;
     std::size_t accepted_connections() const noexcept;
+    bool tls() const noexcept;
+    std::uint64_t tls_handshake_failures() const noexcept;  // since start, whatever the cause
 
     struct state;
 

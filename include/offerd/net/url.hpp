@@ -1,11 +1,16 @@
-// http://host:port[/base] parsing for upstream and target URLs.
+// http[s]://host:port[/base] parsing for upstream and target URLs.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "offerd/domain/errors.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace offerd {
 
@@ -14,12 +19,16 @@ struct url {
     std::uint16_t port = 80;
     std::string base_path;  // without trailing slash; "" for the root
     std::string authorization{};  // sent as Authorization on every request to it when not empty: a credential, never printed
+    bool tls = false;             // https: the peer is verified (chain, then host name or IP address; SNI for names)
+    // The verifying context for https (net/tls.hpp); shared by every client of this URL and thread-safe.
+    // Null with tls: http_client makes one over the system store.
+    std::shared_ptr<boost::asio::ssl::context> tls_context{};
 
     std::string host_header() const { return host + ":" + std::to_string(port); }
-    std::string to_string() const { return "http://" + host_header() + base_path; }
+    std::string to_string() const { return (tls ? "https://" : "http://") + host_header() + base_path; }
 };
 
-// Only plain http (the services are on a trusted network or loopback). Fails naming the problem.
+// http:// (default port 80) or https:// (443). Fails naming the problem.
 result<url> parse_url(std::string_view text);
 
 }  // namespace offerd

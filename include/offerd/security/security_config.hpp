@@ -33,12 +33,17 @@ struct security_config {
     bool insecure_allow_unauthenticated = false;  // start even when a non-loopback listener answers anyone
     // Files holding the key the orchestrator sends as `Authorization: Bearer` to that upstream.
     std::string member_data_key_file, prediction_key_file, offer_engine_key_file;
+    // TLS: every listener of the process serves this PEM certificate chain and key (both or
+    // neither; empty: plain HTTP). One pair for all: the listeners share one --host, hence one name.
+    std::string tls_cert_file, tls_key_file;
+    std::string upstream_ca_file;  // PEM CAs that https upstream URLs are verified against; empty: the system store
 
     bool enabled() const noexcept { return !api_keys_file.empty() || !jwt_key_file.empty(); }
 };
 
 // Checks the settings that do not depend on files: leeway range, rate and burst ranges, a rate
-// limit or --service-auth or --metrics-auth on without a credential source. Fails with
+// limit or --service-auth or --metrics-auth on without a credential source, --tls-cert without
+// --tls-key or the reverse. Fails with
 // invalid_field and a one-line message naming the flag.
 result<std::monostate> validate(const security_config& cfg);
 

@@ -26,6 +26,7 @@ struct stream_config {
     int realtime_priority = 0;                     // > 0: `offerd stream` runs its thread SCHED_FIFO when permitted (0: never), before run_stream
     std::size_t max_pending = 4096;                // rows read ahead of the oldest unanswered one (bounds memory)
     std::string key_file;                          // credential sent as Authorization: Bearer (empty: none)
+    std::string ca_file;                           // PEM CAs an https target is verified against (empty: the system store)
 };
 
 struct stream_summary {
