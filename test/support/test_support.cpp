@@ -82,11 +82,12 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes, std::chro
     return run_bounded(op(), timeout + 2s);
 }
 
-fake_upstream::fake_upstream(function fn, const server_limits& limits, std::uint16_t port)
+fake_upstream::fake_upstream(function fn, const server_limits& limits, std::uint16_t port, std::shared_ptr<tls_context> tls)
     : fake_upstream(async_function([fn = std::move(fn)](const request& r) -> asio::awaitable<response> { co_return fn(r); }),
-                    limits, port) {}
+                    limits, port, std::move(tls)) {}
 
-fake_upstream::fake_upstream(async_function fn, const server_limits& limits, std::uint16_t port) : log_(log_config{"/dev/null", log_level::off}), fn_(std::move(fn)) {
+fake_upstream::fake_upstream(async_function fn, const server_limits& limits, std::uint16_t port, std::shared_ptr<tls_context> tls)
+    : log_(log_config{"/dev/null", log_level::off}), fn_(std::move(fn)) {
     auto r = std::make_shared<router>();
     auto h = [this](request_context& ctx) -> asio::awaitable<response> {
         {
@@ -100,7 +101,7 @@ fake_upstream::fake_upstream(async_function fn, const server_limits& limits, std
             r->add(verb, p, h);
     }
     asio::io_context* workers[] = {&ctx_};
-    server_ = std::make_unique<http_server>("fake", workers, "127.0.0.1", port, r, limits, log_);
+    server_ = std::make_unique<http_server>("fake", workers, "127.0.0.1", port, r, limits, log_, nullptr, std::move(tls));
     server_->start();
     thread_ = std::thread([this] { ctx_.run(); });
 }

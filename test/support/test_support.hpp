@@ -67,11 +67,13 @@ class fake_upstream {
 public:
     using function = std::function<response(const request&)>;
     using async_function = std::function<asio::awaitable<response>(const request&)>;
-    explicit fake_upstream(function fn, const server_limits& limits = {}, std::uint16_t port = 0);
-    explicit fake_upstream(async_function fn, const server_limits& limits = {}, std::uint16_t port = 0);
+    // With tls (net/tls.hpp) it serves HTTPS.
+    explicit fake_upstream(function fn, const server_limits& limits = {}, std::uint16_t port = 0, std::shared_ptr<tls_context> tls = nullptr);
+    explicit fake_upstream(async_function fn, const server_limits& limits = {}, std::uint16_t port = 0,
+                           std::shared_ptr<tls_context> tls = nullptr);
     ~fake_upstream();
     std::uint16_t port() const { return server_->port(); }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+    std::string url() const { return (server_->tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port()); }
     std::vector<request> requests() const;
     std::size_t request_count() const;
     std::size_t connections() const { return server_->accepted_connections(); }
