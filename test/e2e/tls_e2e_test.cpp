@@ -21,20 +21,14 @@ std::vector<std::string> serve_args(const std::string& cert, const std::string& 
 }
 }  // namespace
 
-TEST_CASE("offerd stream --ca streams to an orchestrator serving HTTPS; another CA is one line and exit 2", "[e2e]") {
+TEST_CASE("offerd stream --ca streams to an orchestrator serving HTTPS and another CA is one line and exit 2", "[e2e]") {
     test_pki pki;
     const std::string csv = temp_path("e2e-tls-csv");
     REQUIRE(run_process({binary, "generate", "--rows", "40", "--seed", "11", "--malformed-share", "0", "-o", csv}, std::chrono::seconds(10)).exit_code == 0);
     child_process child(serve_args(pki.cert(), pki.key()));
-    std::string target;
-    for (int seen = 0; seen < 4;) {
-        auto line = child.read_line(std::chrono::seconds(10));
-        REQUIRE(line);
-        if (line->find(" listening on ") == std::string::npos) continue;
-        ++seen;
-        CHECK(line->find(" listening on https://127.0.0.1:") != std::string::npos);
-        if (line->starts_with("offerd: orchestrator ")) target = line->substr(line->rfind(' ') + 1);
-    }
+    const auto urls = listening_urls(child, 4);
+    for (const auto& [name, where] : urls) CHECK(where.starts_with("https://127.0.0.1:"));
+    const std::string target = urls.at("orchestrator");
     REQUIRE(target.starts_with("https://127.0.0.1:"));
     const std::string by_name = "https://localhost:" + target.substr(target.rfind(':') + 1);
 

@@ -133,4 +133,17 @@ void child_process::signal(int sig) const {
 
 std::string child_process::err() const { return slurp(err_path_); }
 
+std::map<std::string, std::string> listening_urls(child_process& child, std::size_t count, std::chrono::milliseconds limit) {
+    std::map<std::string, std::string> urls;
+    constexpr std::string_view prefix = "offerd: ", middle = " listening on ";
+    while (urls.size() < count) {
+        const auto line = child.read_line(limit);
+        if (!line) throw std::runtime_error("offerd printed " + std::to_string(urls.size()) + " of " + std::to_string(count) + " listening lines");
+        const std::size_t at = line->find(middle);
+        if (!line->starts_with(prefix) || at == std::string::npos) continue;
+        urls[line->substr(prefix.size(), at - prefix.size())] = line->substr(at + middle.size());
+    }
+    return urls;
+}
+
 }  // namespace offerd::test

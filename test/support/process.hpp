@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,5 +44,10 @@ private:
 };
 
 std::string temp_path(const std::string& stem);
+
+// The `offerd: ROLE listening on URL` lines an offerd serve child prints at start, as role -> URL,
+// once `count` were read; throws std::runtime_error when stdout ends or stalls for `limit` first.
+std::map<std::string, std::string> listening_urls(child_process& child, std::size_t count,
+                                                  std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 }  // namespace offerd::test
