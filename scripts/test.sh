@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 # promtool validates /metrics and headless Chromium renders the HTML report in the e2e tests.
 # promtool comes with Debian's prometheus package; deps.sh installs it without starting (or,
 # under systemd, enabling) the Prometheus server the package ships.
-# The [pg] tests start PostgreSQL servers of their own (scripts/pg.sh) from Debian's postgresql.
-scripts/deps.sh prometheus chromium fonts-dejavu-core postgresql
+# The [pg] tests start PostgreSQL servers of their own (scripts/pg.sh) from Debian's postgresql;
+# the cluster tests (scripts/cluster.sh) also HAProxy from Debian's haproxy.
+scripts/deps.sh prometheus chromium fonts-dejavu-core postgresql haproxy
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"

@@ -1,4 +1,4 @@
-// offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM (SIGHUP: reload keys). Glue only.
+// offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM (SIGHUP: reopen the log, reload keys). Glue only.
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -45,6 +45,16 @@ int serve(const std::vector<std::string>& args) {
         std::cout.flush();
         int sig = 0;
         while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+            // logrotate: the log file was moved away; write on to a new one under its name.
+            if (!cmd.config->log.file.empty()) {
+                if (auto reopened = log.reopen()) {
+                    offerd::log_event(log, offerd::log_level::info, "log_reopened").with("file", cmd.config->log.file);
+                    std::cout << "offerd: SIGHUP: log file reopened" << std::endl;
+                } else {
+                    std::cout << "offerd: SIGHUP: log file not reopened, logging on to the old one: " << reopened.error().detail
+                              << std::endl;
+                }
+            }
             if (auto n = rt.reload_keys()) {
                 offerd::log_event(log, offerd::log_level::info, "keys_reloaded").with("clients", static_cast<std::uint64_t>(*n));
                 std::cout << "offerd: SIGHUP: keys reloaded (" << *n << " clients)" << std::endl;

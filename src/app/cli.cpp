@@ -281,6 +281,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
          "bound of all warm histories, in transactions; beyond it the least recently used idle members go cold")
         ("data-dir", po::value<std::string>(), "directory for the durable outbox (outbox.log); without it the outbox lives in memory only")
         ("outbox-fsync", po::value<std::string>()->default_value("always"), "always: fdatasync each outbox record; never: leave it to the OS")
+        ("state-url", po::value<std::string>(),
+         "cluster mode: the PostgreSQL (postgresql://USER@HOST:PORT/DB) that holds every member's accepted transactions, so replicas behind a balancer count each exactly once and replay each other's Idempotency-Keys (README: Running a cluster). Without it everything stays in this process")
         ("pool-size", ranged<std::size_t>(0, 100'000)->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
         ("max-in-flight", ranged<std::size_t>(1, 10'000'000)->default_value(d.orchestrator.max_in_flight), "offer requests in progress before answering 503")
         ("max-connections", ranged<std::size_t>(1, 10'000'000)->default_value(d.limits.max_connections), "open connections per listener")
@@ -301,7 +303,8 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     if (vm.count("help"))
         return help<app_config>("Usage: offerd [serve] [options]", desc,
                                 "\nOn SIGINT/SIGTERM offerd stops accepting, drains in-flight requests and exits 0.\n"
-                                "On SIGHUP it re-reads the --api-keys file and goes on (a bad file keeps the keys in use).\n");
+                                "On SIGHUP it reopens the --log-file (for logrotate), re-reads the --api-keys file and goes on\n"
+                                "(a bad file keeps the keys in use); it never exits on SIGHUP.\n");
     app_config c;
     if (vm.count("role")) {
         std::string joined;
@@ -350,6 +353,7 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     if (!journal_fsync) return usage_error<app_config>("", "--member-data-journal-fsync must be always or never");
     c.member_data.journal_fsync = *journal_fsync;
     if (vm.count("data-dir")) o.outbox.dir = vm["data-dir"].as<std::string>();
+    if (vm.count("state-url")) o.state_url = vm["state-url"].as<std::string>();
     const std::string fsync = vm["outbox-fsync"].as<std::string>();
     if (fsync != "always" && fsync != "never") return usage_error<app_config>("", "--outbox-fsync must be always or never");
     o.outbox.fsync = fsync == "always";

@@ -122,6 +122,7 @@ http::status status_for(errc e) noexcept {
     case errc::method_not_allowed: return http::status::method_not_allowed;
     case errc::overloaded:
     case errc::writes_pending:
+    case errc::state_unavailable:
     case errc::circuit_open: return http::status::service_unavailable;
     case errc::deadline_exceeded:
     case errc::upstream_timeout:
@@ -139,6 +140,7 @@ response failure_response(const failure& f) {
     case errc::internal: return detail_response(s, "Internal server error");
     case errc::overloaded:
     case errc::writes_pending:
+    case errc::state_unavailable:
     case errc::circuit_open: {
         response r = detail_response(s, f.code == errc::overloaded ? std::string("Server is overloaded, retry later") : f.detail);
         r.set(http::field::retry_after, std::to_string(std::max(1, f.retry_after_s)));

@@ -50,6 +50,8 @@ std::atomic<int> next_instance{1};
 
 struct logger::sink_holder {
     boost::shared_ptr<sink_t> sink;
+    std::string path;                     // empty: stderr
+    boost::shared_ptr<std::ostream> file; // the stream the backend writes to, when path is set
 };
 
 logger::logger(const log_config& cfg) : level_(cfg.level), sink_(std::make_unique<sink_holder>()) {
@@ -61,6 +63,8 @@ logger::logger(const log_config& cfg) : level_(cfg.level), sink_(std::make_uniqu
         auto file = boost::make_shared<std::ofstream>(cfg.file, std::ios::app);
         if (!*file) throw std::runtime_error("cannot open log file '" + cfg.file + "'");
         backend->add_stream(file);
+        sink_->path = cfg.file;
+        sink_->file = file;
     }
     backend->auto_flush(true);
     sink_->sink = boost::make_shared<sink_t>(backend);
@@ -85,6 +89,19 @@ logger::~logger() {
     logging::core::get()->remove_sink(sink_->sink);
     sink_->sink->stop();
     sink_->sink->flush();
+}
+
+result<bool> logger::reopen() {
+    if (sink_->path.empty()) return true;
+    auto file = boost::make_shared<std::ofstream>(sink_->path, std::ios::app);
+    if (!*file) return fail(errc::internal, "cannot open log file '" + sink_->path + "'");
+    flush();  // what was written before the signal goes to the old file
+    // locked_backend: exclusive access, the sink thread does not write meanwhile.
+    auto backend = sink_->sink->locked_backend();
+    backend->remove_stream(sink_->file);
+    backend->add_stream(file);
+    sink_->file = file;
+    return true;
 }
 
 namespace {

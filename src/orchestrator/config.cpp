@@ -37,6 +37,8 @@ result<std::monostate> validate(const orchestrator_config& c) {
                      out_of_range("--max-attempts", c.retry.max_attempts, 1, 10),
                      out_of_range("--retry-budget", c.retry.budget_ratio, 0.0, 1.0)})
         if (err) return *err;
+    if (!c.state_url.empty() && !c.state_url.starts_with("postgresql://") && !c.state_url.starts_with("postgres://"))
+        return fail(errc::invalid_field, "--state-url: must be a postgresql:// URL, got '" + c.state_url + "'");
     return std::monostate{};
 }
 

@@ -107,25 +107,48 @@ asio::awaitable<offer_outcome> offer_pipeline::run(const offer_input& in, const 
         ~finish_guard() { w.finish(s); }
     } finish{writes_, s};
 
+    // Cluster mode: the fence refuses a decision over a history another replica has grown;
+    // after this many in a row the member is too contended to decide now.
+    constexpr int max_conflicts = 3;
+    int conflicts = 0;
+    std::string answer;
     for (;;) {
         co_await decide(s, t, ctx, out);
         if (out.error) co_return out;
-        auto accepted = co_await writes_.accept(s, t, ctx);
+        answer = encode_member_offer(t.member_id, out.offer);
+        auto accepted = co_await writes_.accept(s, t, accept_info{in.idempotency_key, in.body_hash, answer}, ctx);
         if (!accepted) {
             out.error = std::move(accepted).error();
             co_return out;
         }
-        if (*accepted) break;
+        if (accepted->what == accept_outcome::kind::accepted) break;
+        if (accepted->what == accept_outcome::kind::replay) {
+            // Another replica answered this key first (or this one, before a restart).
+            if (accepted->answer.body_hash != in.body_hash) {
+                out.error = fail(errc::idempotency_conflict, "Idempotency-Key: already used with a different body");
+            } else {
+                out.replayed = true;
+                out.replay_status = 200;
+                out.replay_body = std::move(accepted->answer.body);
+            }
+            co_return out;
+        }
         // The member's previous write was refused while this request decided over a history
-        // counting it: decide again over what member-data holds.
+        // counting it, or (cluster mode) another replica accepted one: decide again over what
+        // member-data and the member log hold.
         out.decided_again = true;
         log_event(ctx.log, log_level::warn, "decided_again", ctx.request_id, ctx.trace_id())
             .with("memberId", std::string_view(t.member_id));
         out.latency = step_latencies{};
+        if (writes_.clustered() && ++conflicts >= max_conflicts) {
+            out.error = fail(errc::state_unavailable, "this member's history changed on another replica while deciding; retry", 1);
+            co_return out;
+        }
     }
     // The member's next request may decide now, over the record that counts t; a keyed request
-    // keeps its turn until its answer is recorded, so a concurrent repeat replays it.
-    if (in.idempotency_key.empty()) turn->release();
+    // keeps its turn until its answer is recorded, so a concurrent repeat replays it (in cluster
+    // mode the member log recorded it with the commit).
+    if (in.idempotency_key.empty() || writes_.clustered()) turn->release();
 
     const auto t0 = steady::now();
     const std::string key = writes_.write_key(t.member_id, in.idempotency_key);
@@ -137,8 +160,7 @@ asio::awaitable<offer_outcome> offer_pipeline::run(const offer_input& in, const 
         out.error = *w.error;
         co_return out;
     }
-    if (!in.idempotency_key.empty())
-        writes_.remember(t.member_id, in.idempotency_key, {in.body_hash, 200, encode_member_offer(t.member_id, out.offer)});
+    if (!in.idempotency_key.empty()) writes_.remember(t.member_id, in.idempotency_key, {in.body_hash, 200, std::move(answer)});
     co_return out;
 }
 

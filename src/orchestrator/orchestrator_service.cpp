@@ -11,6 +11,7 @@
 #include "offerd/codec/wire.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/prometheus.hpp"
+#include "offerd/orchestrator/persist/pg_member_log.hpp"
 #include "offerd/services/services.hpp"
 
 namespace offerd {
@@ -29,7 +30,8 @@ orchestrator_service::orchestrator_service(std::span<asio::io_context* const> wo
       log_(log),
       upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log, affinity),
       clients_(upstreams_.clients()),
-      writes_(cfg_, clients_, log),
+      state_(cfg_.state_url.empty() ? nullptr : std::make_unique<pg_member_log>(workers, cfg_.state_url, log)),
+      writes_(cfg_, clients_, log, state_.get()),
       pipeline_(clients_, writes_, cfg_),
       handler_(pipeline_, cfg_, log, workers.size()) {}
 
@@ -108,6 +110,11 @@ response orchestrator_service::handle_ready() const {
         w.member(upstream_names[i], up ? "up" : "down");
     }
     w.end_object();
+    if (state_) {
+        const bool up = state_->connected();
+        ready = ready && up;
+        w.member("state", up ? "up" : "down");
+    }
     w.member("status", ready ? "ready" : "not ready");
     w.end_object();
     return json_response(ready ? http::status::ok : http::status::service_unavailable, std::move(out));

@@ -161,7 +161,7 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
     asio::posix::stream_descriptor sock_;  // dup(PQsocket(conn_)), for readiness only
     std::uint64_t gen_ = 0;                // bumped on every drop
     bool started_ = false, stopped_ = false;
-    bool connected_ = false;  // connected and the statements' preparation answered
+    std::atomic<bool> connected_{false};  // connected and the statements' preparation answered (read by connected() on any thread)
     bool pumping_ = false, pump_again_ = false, write_armed_ = false;
     std::vector<prep> prepared_;
     std::deque<unit> units_;      // sent, results awaited, in order

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -277,4 +278,39 @@ TEST_CASE("scripts/deps.sh says what it installs and lets no installed service s
     CHECK(access(policy.c_str(), F_OK) != 0);  // removed again
     for (const char* f : {"/dpkg-query", "/apt-get", "/calls"}) std::remove((dir + f).c_str());
     rmdir(dir.c_str());
+}
+
+TEST_CASE("SIGHUP reopens the log file (logrotate) and offerd keeps serving", "[e2e]") {
+    const std::string log = temp_path("e2e-rotate") + ".log";
+    child_process child({binary, "--role", "all", "--orchestrator-port", "0", "--member-data-port", "0", "--prediction-port", "0",
+                         "--offer-engine-port", "0", "--threads", "1", "--log-file", log, "--throughput-interval-ms", "0"});
+    std::uint16_t port = 0;
+    for (int seen = 0; seen < 4;) {
+        auto line = child.read_line(std::chrono::seconds(10));
+        REQUIRE(line);
+        if (line->find(" listening on ") == std::string::npos) continue;
+        ++seen;
+        if (line->starts_with("offerd: orchestrator ")) port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+    }
+    REQUIRE(post(port, "/member/offer", txn_body("ROTATE1")).status == 200);
+    std::filesystem::rename(log, log + ".1");
+    child.signal(SIGHUP);
+    auto reopened = child.read_line(std::chrono::seconds(10));
+    REQUIRE(reopened);
+    CHECK(*reopened == "offerd: SIGHUP: log file reopened");
+    REQUIRE(post(port, "/member/offer", txn_body("ROTATE2")).status == 200);
+    CHECK(child.stop(SIGTERM, std::chrono::seconds(20)) == 0);
+    const auto slurp = [](const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    };
+    const std::string before = slurp(log + ".1"), after = slurp(log);
+    CHECK(before.find("ROTATE1") != std::string::npos);
+    CHECK(before.find("ROTATE2") == std::string::npos);
+    CHECK(after.find("ROTATE2") != std::string::npos);
+    CHECK(after.find("\"event\":\"log_reopened\"") != std::string::npos);
+    std::filesystem::remove(log);
+    std::filesystem::remove(log + ".1");
 }

@@ -21,6 +21,7 @@ enum class errc {
     overloaded,            // admission control refused the request (503)
     circuit_open,          // an upstream's circuit breaker is open: fail fast (503)
     writes_pending,        // a member's earlier writes wait for member-data, so its history is not known (503)
+    state_unavailable,     // cluster mode: the state store (PostgreSQL) cannot answer now (503)
     idempotency_conflict,  // Idempotency-Key reused with a different body (422)
     deadline_exceeded,     // the request budget ran out before a step could start (504)
     upstream_timeout,      // an upstream call timed out (504)

@@ -46,6 +46,10 @@ public:
     void write(std::string line);
     // Blocks until every line written so far is in the file.
     void flush();
+    // Opens the log file again by its name (after logrotate moved it: SIGHUP) and writes on to
+    // the new one; lines written before go to the old one. False with the reason (the old file
+    // stays in use) when it cannot be opened; true without doing anything when logging to stderr.
+    result<bool> reopen();
 
 private:
     struct sink_holder;

@@ -47,6 +47,9 @@ struct orchestrator_config {
     std::chrono::milliseconds request_deadline{5'000};
     std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
     std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After
+    // Cluster mode: the PostgreSQL holding every member's accepted transactions (a libpq URL,
+    // postgresql://user@host:port/db). Empty: everything stays in this process.
+    std::string state_url;
 };
 
 // Every bound checked once, the flag's name and its valid range in the message (e.g.

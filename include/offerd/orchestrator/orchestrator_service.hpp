@@ -12,6 +12,7 @@
 #include "offerd/orchestrator/config.hpp"
 #include "offerd/orchestrator/offer_handler.hpp"
 #include "offerd/orchestrator/offer_pipeline.hpp"
+#include "offerd/orchestrator/persist/member_log.hpp"
 #include "offerd/orchestrator/persist/write_path.hpp"
 #include "offerd/orchestrator/upstreams.hpp"
 
@@ -60,6 +61,7 @@ private:
     std::shared_ptr<probe_state> probe_;
     upstreams upstreams_;
     offer_clients clients_;
+    std::unique_ptr<member_log> state_;  // cluster mode (cfg.state_url), else null
     write_path writes_;
     offer_pipeline pipeline_;
     offer_handler handler_;

@@ -5,12 +5,14 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "offerd/domain/deadline.hpp"
@@ -60,12 +62,23 @@ struct connection_config {
 };
 
 // Counters for metrics and the benchmark (appends per commit = writes / commits).
+// Written on the connection's executor, read from any thread (metrics): relaxed atomics; a
+// copy is a snapshot.
 struct connection_stats {
-    std::uint64_t commits = 0;     // group commits that succeeded
-    std::uint64_t writes = 0;      // write statements committed
-    std::uint64_t reads = 0;       // read statements answered
-    std::uint64_t retried_alone = 0;  // writes re-run on their own after their batch failed
-    std::uint64_t reconnects = 0;
+    using counter = std::atomic<std::uint64_t>;
+    counter commits{0};        // group commits that succeeded
+    counter writes{0};         // write statements committed
+    counter reads{0};          // read statements answered
+    counter retried_alone{0};  // writes re-run on their own after their batch failed
+    counter reconnects{0};
+    connection_stats() = default;
+    connection_stats(const connection_stats& o) { *this = o; }
+    connection_stats& operator=(const connection_stats& o) {
+        for (auto [dst, src] : {std::pair{&commits, &o.commits}, std::pair{&writes, &o.writes}, std::pair{&reads, &o.reads},
+                                std::pair{&retried_alone, &o.retried_alone}, std::pair{&reconnects, &o.reconnects}})
+            dst->store(src->load(std::memory_order_relaxed), std::memory_order_relaxed);
+        return *this;
+    }
 };
 
 // Not thread-safe: every member function is called on the connection's executor (one
@@ -102,7 +115,7 @@ public:
 
     // Waits until connected (true) or `until` passes (false).
     asio::awaitable<bool> wait_connected(deadline until);
-    bool connected() const noexcept;
+    bool connected() const noexcept;  // any thread
     const connection_stats& stats() const noexcept;
 
     struct impl;

@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
 #include <random>
 
 #include "offerd/codec/wire.hpp"
@@ -32,15 +33,19 @@ void log_transaction(log_event& e, const transaction& t) {
 }
 }  // namespace
 
-write_path::write_path(const orchestrator_config& cfg, offer_clients& clients, logger& log)
+write_path::write_path(const orchestrator_config& cfg, offer_clients& clients, logger& log, member_log* state)
     : cfg_(cfg),
       clients_(clients),
       log_(log),
+      state_(state),
       outbox_(cfg.outbox),
-      // A member with writes waiting keeps its record: only it knows the member's history exactly.
-      records_(cfg.members.idle, cfg.members.max_transactions, [this](std::string_view m) { return !outbox_.has_pending(m); }),
+      // A member with writes waiting keeps its record: only it knows the member's history
+      // exactly. (In cluster mode the member log knows them: any record may go cold.)
+      records_(cfg.members.idle, cfg.members.max_transactions,
+               [this](std::string_view m) { return state_ != nullptr || !outbox_.has_pending(m); }),
       answers_(cfg.idempotency_retention, cfg.idempotency_capacity),
       epoch_(random_epoch()) {
+    if (const char* m = std::getenv("OFFERD_TEST_CRASH_AFTER_COMMIT"); m && state_) crash_after_commit_ = m;
     // A torn or corrupt outbox tail was cut off on open: say so (warn event and one stderr line).
     if (const open_report* r = outbox_.file_report()) report_damage(*r, log_);
 }
@@ -66,7 +71,8 @@ asio::awaitable<result<std::monostate>> write_path::read(member_session& s, cons
     s.skip_reasons.clear();
     if (s.record) {
         s.fetched = false;
-        s.pending = outbox_.pending_count(s.member);
+        s.pending = state_ ? static_cast<std::size_t>(s.record->seq.load() - s.record->delivered_seq.load())
+                           : outbox_.pending_count(s.member);
         co_return std::monostate{};
     }
     // Cold: member-data must hold every accepted write of the member before it is read.
@@ -75,6 +81,7 @@ asio::awaitable<result<std::monostate>> write_path::read(member_session& s, cons
         if (!turn) co_return std::move(turn).error();
         s.delivery = std::move(*turn);
     }
+    if (state_) co_return co_await read_cold_clustered(s, ctx);
     if (outbox_.has_pending(s.member) && !co_await deliver_pending(s, ctx))
         co_return fail(errc::writes_pending, "earlier transactions of this member are waiting for member-data; retry later", 1);
     auto h = co_await clients_.fetch_history(s.member, ctx);
@@ -90,7 +97,8 @@ asio::awaitable<result<std::monostate>> write_path::read(member_session& s, cons
     co_return std::monostate{};
 }
 
-asio::awaitable<result<bool>> write_path::accept(member_session& s, const transaction& t, const call_context& ctx) {
+asio::awaitable<result<accept_outcome>> write_path::accept(member_session& s, const transaction& t, const accept_info& a,
+                                                          const call_context& ctx) {
     if (!s.delivery.held()) {
         auto turn = co_await delivery_turns_.acquire(s.member, ctx.until);
         if (!turn) co_return std::move(turn).error();
@@ -98,13 +106,19 @@ asio::awaitable<result<bool>> write_path::accept(member_session& s, const transa
     }
     // The member's previous write ended while this request decided: if it was refused, the
     // record this decision counted it in is stale.
-    if (s.record->stale.load(std::memory_order_relaxed)) co_return false;
+    if (s.record->stale.load(std::memory_order_relaxed)) co_return accept_outcome{accept_outcome::kind::decide_again, {}};
+    if (state_) co_return co_await accept_clustered(s, t, a, ctx);
     records_.append(s.member, *s.record, t);
-    co_return true;
+    co_return accept_outcome{};
 }
 
 asio::awaitable<write_outcome> write_path::deliver(member_session& s, const transaction& t, const std::string& key,
                                                    const call_context& ctx) {
+    if (state_) {
+        write_outcome w = co_await deliver_clustered(s, t, ctx);
+        s.delivery.release();
+        co_return w;
+    }
     write_outcome out;
     std::string why_deferred = "earlier writes of this member are waiting in the outbox";
     bool refused = false;
@@ -180,11 +194,6 @@ asio::awaitable<bool> write_path::deliver_pending(member_session& s, const call_
     co_return true;
 }
 
-struct write_path::drain_state {
-    explicit drain_state(asio::io_context& ctx) : timer(ctx) {}
-    asio::steady_timer timer;
-    bool stopped = false;  // touched only on the drainer's io_context
-};
 
 asio::awaitable<void> write_path::drain_loop(write_path* self, std::shared_ptr<drain_state> st) {
     const auto& cfg = self->cfg_.outbox;
@@ -215,7 +224,7 @@ asio::awaitable<void> write_path::drain_loop(write_path* self, std::shared_ptr<d
 
 void write_path::start_drainer(asio::io_context& ctx) {
     drain_ = std::make_shared<drain_state>(ctx);
-    asio::co_spawn(ctx, drain_loop(this, drain_), asio::detached);
+    asio::co_spawn(ctx, state_ ? drain_loop_clustered(this, drain_) : drain_loop(this, drain_), asio::detached);
 }
 
 void write_path::stop_drainer() {
@@ -224,7 +233,7 @@ void write_path::stop_drainer() {
             st->stopped = true;
             st->timer.cancel();
         });
-    if (outbox_.size() == 0) return;
+    if (outbox_.size() == 0 || state_) return;  // cluster mode: what is undelivered waits in the member log
     if (!cfg_.outbox.dir.empty()) {
         log_event(log_, log_level::warn, "outbox_pending_on_disk")
             .with("count", static_cast<std::uint64_t>(outbox_.size()))
@@ -253,6 +262,7 @@ void write_path::write_metrics(std::string& out) const {
     write_sample(out, "offerd_warm_members", {}, static_cast<double>(records_.members()));
     write_metric_header(out, "offerd_warm_transactions", "gauge", "Transactions held in warm members' histories.");
     write_sample(out, "offerd_warm_transactions", {}, static_cast<double>(records_.transactions()));
+    if (state_) state_->write_metrics(out);
 }
 
 }  // namespace offerd

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -28,6 +29,10 @@ struct member_record {
     std::vector<transaction> items;
     std::size_t skipped = 0;  // entries member-data held that could not be parsed, at the read
     std::atomic<bool> stale{false};
+    // Cluster mode: the member log's seq of the last transaction `items` counts (changed with
+    // items), and how far member-data is known to hold them (under the delivery turn).
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<std::uint64_t> delivered_seq{0};
 };
 
 // Thread-safe: 64 shards, each a map and an LRU list behind one mutex held for a lookup or an

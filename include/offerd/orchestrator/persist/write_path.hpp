@@ -6,8 +6,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +21,7 @@
 #include "offerd/store/idempotency_cache.hpp"
 #include "offerd/orchestrator/member_turns.hpp"
 #include "offerd/orchestrator/outbox.hpp"
+#include "offerd/orchestrator/persist/member_log.hpp"
 #include "offerd/orchestrator/persist/member_records.hpp"
 
 namespace offerd {
@@ -33,8 +37,26 @@ struct member_session {
     std::shared_ptr<member_record> record;   // what the decision is made over
     bool fetched = false;                    // read from member-data by this request (else warm)
     std::size_t pending = 0;                 // undelivered writes of the member counted in the record
+    std::uint64_t seq = 0;                   // cluster mode: this request's transaction in the member log
     std::vector<std::string> skip_reasons;   // of the read, when fetched
     std::span<const transaction> history() const noexcept { return record->items; }
+};
+
+// What accept() needs to log a transaction in cluster mode (the answer a repeat replays).
+struct accept_info {
+    std::string_view idempotency_key;
+    std::uint64_t body_hash = 0;
+    std::string_view answer;
+};
+
+struct accept_outcome {
+    enum class kind {
+        accepted,      // counted in the member's record (and, in cluster mode, committed)
+        decide_again,  // the history decided over is stale: read() and decide again
+        replay,        // cluster mode: the Idempotency-Key is logged already; answer with `answer`
+    };
+    kind what = kind::accepted;
+    logged_answer answer;
 };
 
 // How a request's write ended.
@@ -50,7 +72,9 @@ struct write_outcome {
 // under both turns or (when a write is refused) under the delivery turn by marking it stale.
 class write_path {
 public:
-    write_path(const orchestrator_config& cfg, offer_clients& clients, logger& log);
+    // Cluster mode when `state` is set: the member log (PostgreSQL) is the system of record and
+    // the outbox; otherwise everything is in this process (and the outbox's file).
+    write_path(const orchestrator_config& cfg, offer_clients& clients, logger& log, member_log* state = nullptr);
     ~write_path();
 
     // Under the deciding turn. The member's exact history: its warm record, else (cold) after
@@ -61,8 +85,11 @@ public:
 
     // Under the deciding turn, after deciding. Takes the delivery turn (waiting for the
     // member's earlier write to end), then accepts t into the record unless the record went
-    // stale meanwhile: false means "decide again" (call read() again; the delivery turn stays).
-    asio::awaitable<result<bool>> accept(member_session& s, const transaction& t, const call_context& ctx);
+    // stale meanwhile (decide_again: call read() again; the delivery turn stays). In cluster
+    // mode accepting is the member log's compare-and-set on the member's seq (the fence): a
+    // replica that decided over a history another replica has grown since decides again.
+    asio::awaitable<result<accept_outcome>> accept(member_session& s, const transaction& t, const accept_info& a,
+                                                   const call_context& ctx);
 
     // After accept (the caller may give up its deciding turn first): writes t to member-data
     // under `key`, else to the durable outbox; a refusal (4xx) or an outbox that cannot take it
@@ -75,7 +102,7 @@ public:
     void finish(member_session& s);
 
     // The key member-data de-duplicates a write by: the client's key scoped by member, else a
-    // key unique to this process and transaction.
+    // key unique to this process and transaction. (Cluster mode: "l:<member>:<seq>".)
     std::string write_key(const std::string& member, std::string_view client_key);
 
     // Idempotency-Key answers, scoped by member. Looked up under the deciding turn, so a
@@ -88,21 +115,48 @@ public:
     void start_drainer(asio::io_context& ctx);
     void stop_drainer();
 
+    bool clustered() const noexcept { return state_ != nullptr; }
     const outbox& pending_writes() const noexcept { return outbox_; }
     std::size_t warm_members() const { return records_.members(); }
     // offerd_outbox_pending, offerd_writes_total, offerd_warm_members.
     void write_metrics(std::string& out) const;
 
-    struct drain_state;
+    struct drain_state {
+        explicit drain_state(asio::io_context& ctx) : timer(ctx) {}
+        asio::steady_timer timer;
+        bool stopped = false;  // touched only on the drainer's io_context
+    };
 
 private:
     // Under the delivery turn: delivers the member's outbox items in order; true when none is left.
     asio::awaitable<bool> deliver_pending(member_session& s, const call_context& ctx);
     static asio::awaitable<void> drain_loop(write_path* self, std::shared_ptr<drain_state> st);
+    // Cluster mode, under the delivery turn.
+    asio::awaitable<result<std::monostate>> read_cold_clustered(member_session& s, const call_context& ctx);
+    asio::awaitable<result<accept_outcome>> accept_clustered(member_session& s, const transaction& t, const accept_info& a,
+                                                             const call_context& ctx);
+    asio::awaitable<write_outcome> deliver_clustered(member_session& s, const transaction& t, const call_context& ctx);
+    // Delivers logged transactions in seq order; the seq delivered up to, or the failure that
+    // stopped it (a refusal is dead-lettered and skipped, not a stop).
+    asio::awaitable<result<std::uint64_t>> deliver_logged(member_session& s, std::uint64_t delivered,
+                                                          const std::vector<logged_transaction>& rows, const call_context& ctx);
+    static asio::awaitable<void> drain_loop_clustered(write_path* self, std::shared_ptr<drain_state> st);
+    std::string log_key(const std::string& member, std::uint64_t seq) const;
+    // Delivery marks are written to the member log in batches by the drainer; one lost in a
+    // crash only makes a few rows be delivered again (member-data de-duplicates them).
+    void mark_delivered(const std::string& member, std::uint64_t seq);
+    asio::awaitable<void> flush_marks(const call_context& ctx);
+    // Test hook: OFFERD_TEST_CRASH_AFTER_COMMIT=<memberId> makes the process exit right after
+    // committing a transaction of that member, before answering (the crash the member log's
+    // replay is for). Read once, at construction.
+    std::string crash_after_commit_;
+    std::mutex marks_mutex_;
+    std::unordered_map<std::string, std::uint64_t> marks_;  // guarded by marks_mutex_
 
     const orchestrator_config& cfg_;
     offer_clients& clients_;
     logger& log_;
+    member_log* state_;  // cluster mode's system of record, else null
     outbox outbox_;
     member_records records_;
     member_turns delivery_turns_;
