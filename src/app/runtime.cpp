@@ -272,6 +272,7 @@ void runtime::shutdown() {
         if (orchestrator_) {
             orchestrator_->stop_readiness_probe();
             orchestrator_->stop_outbox_drainer();
+            orchestrator_->stop_state();
         }
         if (reporter_)
             asio::post(*workers_.front(), [rep = reporter_] {

@@ -43,6 +43,10 @@ public:
     // The outbox drainer (see write_path).
     void start_outbox_drainer(asio::io_context& ctx) { writes_.start_drainer(ctx); }
     void stop_outbox_drainer() { writes_.stop_drainer(); }
+    // Cluster mode: closes the state store's connections (after the drainer stopped).
+    void stop_state() {
+        if (state_) state_->stop();
+    }
     const outbox& pending_writes() const noexcept { return writes_.pending_writes(); }
 
     struct probe_state;

@@ -1,0 +1,323 @@
+// The member log's SQL. Every statement is one round trip; appends of different members share
+// commits (the connection's group commit), reads go alone.
+#include "offerd/orchestrator/persist/pg_member_log.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
+#include <charconv>
+#include <stdexcept>
+
+#include "offerd/codec/wire.hpp"
+#include "offerd/obs/log.hpp"
+#include "offerd/obs/prometheus.hpp"
+
+namespace offerd {
+
+namespace {
+
+// Versioned and idempotent: the advisory lock makes replicas that start together migrate one
+// after the other (CREATE ... IF NOT EXISTS alone races on the catalog).
+constexpr const char* migrate_sql = R"sql(
+DO $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(72430013);
+  CREATE TABLE IF NOT EXISTS offerd_schema (version integer NOT NULL);
+  IF NOT EXISTS (SELECT 1 FROM offerd_schema) THEN INSERT INTO offerd_schema VALUES (0); END IF;
+  IF (SELECT version FROM offerd_schema) < 1 THEN
+    CREATE TABLE members (
+      member_id text PRIMARY KEY,
+      last_seq bigint NOT NULL,                -- seq of the last accepted transaction
+      delivered_seq bigint NOT NULL DEFAULT 0  -- member-data holds every transaction up to it
+    );
+    CREATE INDEX members_undelivered ON members (member_id) WHERE delivered_seq < last_seq;
+    CREATE TABLE member_log (
+      member_id text NOT NULL,
+      seq bigint NOT NULL,
+      idem_key text,                 -- the client's Idempotency-Key, if any
+      body_hash text NOT NULL,       -- of the request body: a repeat vs. a conflict
+      txn text NOT NULL,             -- the normalized transaction (JSON)
+      answer text NOT NULL,          -- the 200 body a repeat of the key replays
+      accepted_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (member_id, seq)
+    );
+    CREATE UNIQUE INDEX member_log_key ON member_log (member_id, idem_key) WHERE idem_key IS NOT NULL;
+    UPDATE offerd_schema SET version = 1;
+  END IF;
+  IF (SELECT version FROM offerd_schema) > 1 THEN
+    RAISE EXCEPTION 'the schema is version %, newer than this offerd (1)', (SELECT version FROM offerd_schema);
+  END IF;
+END $$)sql";
+
+// The fence: advances last_seq only from the value the decision saw (a new member starts at 1),
+// and logs the transaction in the same statement, so both happen or neither.
+constexpr const char* append_sql = R"sql(
+WITH adv AS (
+  INSERT INTO members AS m (member_id, last_seq) VALUES ($1, 1)
+  ON CONFLICT (member_id) DO UPDATE SET last_seq = m.last_seq + 1 WHERE m.last_seq = $2::bigint
+  RETURNING last_seq)
+INSERT INTO member_log (member_id, seq, idem_key, body_hash, txn, answer)
+SELECT $1, last_seq, $3, $4, $5, $6 FROM adv
+RETURNING seq)sql";
+
+constexpr const char* head_sql = R"sql(
+SELECT m.last_seq, m.delivered_seq, l.seq, l.txn FROM members m
+LEFT JOIN member_log l ON l.member_id = m.member_id AND l.seq > m.delivered_seq
+WHERE m.member_id = $1 ORDER BY l.seq)sql";
+
+std::vector<pg::statement> statements() {
+    return {
+        {"append", append_sql},
+        {"head", head_sql},
+        {"find_key", "SELECT body_hash, answer FROM member_log WHERE member_id = $1 AND idem_key = $2"},
+        {"rows", "SELECT seq, txn FROM member_log WHERE member_id = $1 AND seq > $2::bigint AND seq <= $3::bigint ORDER BY seq"},
+        {"delivered", "UPDATE members SET delivered_seq = GREATEST(delivered_seq, $2::bigint) WHERE member_id = $1"},
+        {"delivered_many", "UPDATE members m SET delivered_seq = GREATEST(m.delivered_seq, v.seq) "
+                           "FROM unnest($1::text[], $2::bigint[]) AS v(member_id, seq) WHERE m.member_id = v.member_id"},
+        {"refused", "WITH gone AS (DELETE FROM member_log WHERE member_id = $1 AND seq = $2::bigint) "
+                    "UPDATE members SET delivered_seq = GREATEST(delivered_seq, $2::bigint) WHERE member_id = $1"},
+        {"undelivered", "SELECT m.member_id FROM members m JOIN member_log l ON l.member_id = m.member_id "
+                        "AND l.seq = m.delivered_seq + 1 WHERE m.delivered_seq < m.last_seq "
+                        "AND l.accepted_at < now() - $2::bigint * interval '1 millisecond' LIMIT $1::bigint"},
+        {"prune", "DELETE FROM member_log l USING members m WHERE l.member_id = m.member_id AND l.seq <= m.delivered_seq "
+                  "AND l.accepted_at < now() - $1::bigint * interval '1 millisecond'"},
+    };
+}
+
+// Built before the co_await: g++ 12 cannot keep an initializer list's array across a suspension.
+using params = std::vector<std::optional<std::string>>;
+
+std::uint64_t to_u64(const std::optional<std::string>& s) {
+    std::uint64_t v = 0;
+    if (s) std::from_chars(s->data(), s->data() + s->size(), v);
+    return v;
+}
+
+failure store_failure(const pg::rows& r) {
+    return fail(errc::upstream_bad_response, "the state store refused a statement (SQLSTATE " + r.sqlstate + ": " + r.message + ")");
+}
+
+result<logged_transaction> logged(const std::optional<std::string>& seq, const std::optional<std::string>& txn) {
+    auto t = decode_transaction(txn.value_or(""));
+    if (!t) return fail(errc::internal, "the state store holds an unreadable transaction: " + t.error().detail);
+    return logged_transaction{to_u64(seq), std::move(*t)};
+}
+
+}  // namespace
+
+pg_member_log::pg_member_log(std::span<asio::io_context* const> workers, const std::string& url, logger& log,
+                             std::chrono::milliseconds timeout)
+    : log_(log) {
+    {
+        // Before any worker runs: the calling thread migrates on its own io_context.
+        asio::io_context io(1);
+        pg::connection c(io.get_executor(), pg::connection_config{url}, {{"migrate", migrate_sql}}, &log_);
+        c.start();
+        auto fut = asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<std::string> {
+                const deadline until = deadline::after(timeout);
+                if (!co_await c.wait_connected(until)) co_return "cannot connect to PostgreSQL within " +
+                                                                std::to_string(timeout.count()) + " ms";
+                std::vector<std::optional<std::string>> none;
+                auto r = co_await c.exec("migrate", std::move(none), pg::kind::read, until);
+                if (!r) co_return r.error().detail;
+                if (!r->ok()) co_return "cannot create the schema (SQLSTATE " + r->sqlstate + "): " + r->message;
+                co_return std::string();
+            },
+            asio::use_future);
+        io.run_for(timeout + std::chrono::seconds(1));
+        std::string err = fut.wait_for(std::chrono::seconds(0)) == std::future_status::ready ? fut.get() : "timed out";
+        c.stop();
+        io.restart();
+        io.poll();
+        if (!err.empty()) throw std::runtime_error("--state-url: " + err);
+    }
+    for (asio::io_context* w : workers) {
+        executors_.push_back(w->get_executor());
+        conns_.push_back(std::make_unique<pg::connection>(w->get_executor(), pg::connection_config{url}, statements(), &log_));
+        conns_.back()->start();
+    }
+}
+
+// By then the workers no longer run: the connections are stopped here, on this thread.
+pg_member_log::~pg_member_log() {
+    for (auto& c : conns_) c->stop();
+}
+
+void pg_member_log::stop() {
+    for (std::size_t i = 0; i < conns_.size(); ++i) asio::post(executors_[i], [c = conns_[i].get()] { c->stop(); });
+}
+
+asio::awaitable<result<pg::rows>> pg_member_log::exec(const call_context& ctx, const char* stmt,
+                                                      std::vector<std::optional<std::string>> params, pg::kind k) {
+    auto r = co_await conn(ctx).exec(stmt, std::move(params), k, ctx.until);
+    if (!r) {
+        failure f = std::move(r).error();
+        if (f.code == errc::upstream_unavailable) {
+            f.code = errc::state_unavailable;
+            f.detail = "the state store (PostgreSQL) is unavailable: " + f.detail;
+            f.retry_after_s = 1;
+        }
+        co_return f;
+    }
+    co_return r;
+}
+
+asio::awaitable<result<member_head>> pg_member_log::head(const std::string& member, const call_context& ctx) {
+    params args{member};
+    auto r = co_await exec(ctx, "head", std::move(args), pg::kind::read);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    member_head h;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+        h.last_seq = to_u64(r->at(i, 0));
+        h.delivered_seq = to_u64(r->at(i, 1));
+        if (!r->at(i, 2)) continue;  // nothing undelivered: the LEFT JOIN's one row
+        auto row = logged(r->at(i, 2), r->at(i, 3));
+        if (!row) co_return std::move(row).error();
+        h.undelivered.push_back(std::move(*row));
+    }
+    co_return h;
+}
+
+asio::awaitable<result<append_result>> pg_member_log::append(const std::string& member, const append_request& a,
+                                                             const call_context& ctx) {
+    std::optional<std::string> key;
+    if (!a.idempotency_key.empty()) key = std::string(a.idempotency_key);
+    params args{member, std::to_string(a.expected_seq), std::move(key), std::to_string(a.body_hash),
+                encode_transaction(*a.txn), std::string(a.answer)};
+    auto r = co_await exec(ctx, "append", std::move(args), pg::kind::write);
+    if (!r) co_return std::move(r).error();
+    if (r->sqlstate == "23505") {  // unique violation: the key is in the log already
+        key_taken_.fetch_add(1, std::memory_order_relaxed);
+        co_return append_result{append_result::kind::key_taken, 0};
+    }
+    if (!r->ok()) co_return store_failure(*r);
+    if (r->size() == 0) {
+        stale_.fetch_add(1, std::memory_order_relaxed);
+        co_return append_result{append_result::kind::stale, 0};
+    }
+    appended_.fetch_add(1, std::memory_order_relaxed);
+    co_return append_result{append_result::kind::appended, to_u64(r->at(0, 0))};
+}
+
+asio::awaitable<result<std::optional<logged_answer>>> pg_member_log::find_key(const std::string& member, std::string_view key,
+                                                                              const call_context& ctx) {
+    params args{member, std::string(key)};
+    auto r = co_await exec(ctx, "find_key", std::move(args), pg::kind::read);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    if (r->size() == 0) co_return std::optional<logged_answer>{};
+    co_return std::optional<logged_answer>(logged_answer{to_u64(r->at(0, 0)), r->at(0, 1).value_or("")});
+}
+
+asio::awaitable<result<std::vector<logged_transaction>>> pg_member_log::rows(const std::string& member, std::uint64_t after,
+                                                                            std::uint64_t up_to, const call_context& ctx) {
+    params args{member, std::to_string(after), std::to_string(up_to)};
+    auto r = co_await exec(ctx, "rows", std::move(args), pg::kind::read);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    std::vector<logged_transaction> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+        auto row = logged(r->at(i, 0), r->at(i, 1));
+        if (!row) co_return std::move(row).error();
+        out.push_back(std::move(*row));
+    }
+    co_return out;
+}
+
+asio::awaitable<result<std::monostate>> pg_member_log::delivered(const std::string& member, std::uint64_t seq,
+                                                                 const call_context& ctx) {
+    params args{member, std::to_string(seq)};
+    auto r = co_await exec(ctx, "delivered", std::move(args), pg::kind::write);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    co_return std::monostate{};
+}
+
+namespace {
+// A PostgreSQL array literal of text: every element double-quoted, '"' and '\\' escaped.
+void append_array_element(std::string& out, std::string_view v) {
+    out += out.size() > 1 ? ",\"" : "\"";
+    for (char ch : v) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        out += ch;
+    }
+    out += '"';
+}
+}  // namespace
+
+asio::awaitable<result<std::monostate>> pg_member_log::delivered_many(
+    const std::vector<std::pair<std::string, std::uint64_t>>& marks, const call_context& ctx) {
+    std::string members = "{", seqs = "{";
+    for (const auto& [m, seq] : marks) {
+        append_array_element(members, m);
+        if (seqs.size() > 1) seqs += ',';
+        seqs += std::to_string(seq);
+    }
+    members += '}';
+    seqs += '}';
+    params args{std::move(members), std::move(seqs)};
+    auto r = co_await exec(ctx, "delivered_many", std::move(args), pg::kind::write);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    co_return std::monostate{};
+}
+
+asio::awaitable<result<std::monostate>> pg_member_log::refused(const std::string& member, std::uint64_t seq,
+                                                               const call_context& ctx) {
+    params args{member, std::to_string(seq)};
+    auto r = co_await exec(ctx, "refused", std::move(args), pg::kind::write);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    co_return std::monostate{};
+}
+
+asio::awaitable<result<std::vector<std::string>>> pg_member_log::undelivered_members(std::size_t limit,
+                                                                                    std::chrono::milliseconds older_than,
+                                                                                    const call_context& ctx) {
+    params args{std::to_string(limit), std::to_string(older_than.count())};
+    auto r = co_await exec(ctx, "undelivered", std::move(args), pg::kind::read);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < r->size(); ++i) out.push_back(r->at(i, 0).value_or(""));
+    co_return out;
+}
+
+asio::awaitable<result<std::uint64_t>> pg_member_log::prune(std::chrono::milliseconds retention, const call_context& ctx) {
+    params args{std::to_string(retention.count())};
+    auto r = co_await exec(ctx, "prune", std::move(args), pg::kind::write);
+    if (!r) co_return std::move(r).error();
+    if (!r->ok()) co_return store_failure(*r);
+    co_return r->affected;
+}
+
+bool pg_member_log::connected() const {
+    for (const auto& c : conns_)
+        if (!c->connected()) return false;
+    return !conns_.empty();
+}
+
+void pg_member_log::write_metrics(std::string& out) const {
+    write_metric_header(out, "offerd_state_appends_total", "counter",
+                        "Appends to the member log: committed, refused by the fence (stale history, decided again), "
+                        "refused because the Idempotency-Key was logged already (replayed).");
+    write_sample(out, "offerd_state_appends_total", "outcome=\"appended\"", static_cast<double>(appended_.load()));
+    write_sample(out, "offerd_state_appends_total", "outcome=\"stale\"", static_cast<double>(stale_.load()));
+    write_sample(out, "offerd_state_appends_total", "outcome=\"key_taken\"", static_cast<double>(key_taken_.load()));
+    std::uint64_t commits = 0, writes = 0;
+    for (const auto& c : conns_) {
+        commits += c->stats().commits;
+        writes += c->stats().writes;
+    }
+    write_metric_header(out, "offerd_state_commits_total", "counter", "Group commits of the state store's connections.");
+    write_sample(out, "offerd_state_commits_total", {}, static_cast<double>(commits));
+    write_metric_header(out, "offerd_state_writes_total", "counter", "Write statements committed (writes / commits = appends per commit).");
+    write_sample(out, "offerd_state_writes_total", {}, static_cast<double>(writes));
+    write_metric_header(out, "offerd_state_connected", "gauge", "1 while every worker's state store connection is up.");
+    write_sample(out, "offerd_state_connected", {}, connected() ? 1.0 : 0.0);
+}
+
+}  // namespace offerd

@@ -1,0 +1,149 @@
+// Cluster mode in-process: orchestrator replicas (test_apps) on one real PostgreSQL (scripts/pg.sh)
+// over shared services. The member log's fence, the replay of keys across replicas, and what a
+// PostgreSQL or member-data outage does to requests and to the transactions they accepted.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <set>
+#include <thread>
+
+#include "pg_server.hpp"
+#include "test_support.hpp"
+
+using namespace offerd;
+using namespace offerd::test;
+namespace json = boost::json;
+
+namespace {
+constexpr std::uint8_t services = static_cast<std::uint8_t>(role::member_data) | static_cast<std::uint8_t>(role::prediction) |
+                                  static_cast<std::uint8_t>(role::offer_engine);
+
+std::function<void(app_config&)> replica_of(test_app& svc, const std::string& state_url, std::string member_data_url = {}) {
+    return [&svc, state_url, member_data_url](app_config& c) {
+        c.orchestrator.member_data_url = member_data_url.empty() ? svc.rt().base_url(role::member_data) : member_data_url;
+        c.orchestrator.prediction_url = svc.rt().base_url(role::prediction);
+        c.orchestrator.offer_engine_url = svc.rt().base_url(role::offer_engine);
+        c.orchestrator.state_url = state_url;
+    };
+}
+
+std::string ts(int minute) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "2024-07-01T%02d:%02d:00Z", 8 + minute / 60, minute % 60);
+    return buf;
+}
+
+// Retries what a client is told to retry (503 + Retry-After).
+http_result offer(std::uint16_t port, const std::string& body, const std::map<std::string, std::string>& headers = {}) {
+    http_result r;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        r = post(port, "/member/offer", body, headers);
+        if (r.status != 503) return r;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return r;
+}
+
+std::size_t history_size(test_app& svc, const std::string& member) {
+    auto h = get(svc.port(role::member_data), "/member_data/" + member);
+    return h.status == 200 ? json::parse(h.body).as_array().size() : 0;
+}
+}  // namespace
+
+TEST_CASE("replicas on one member log: each decision counts exactly the transactions accepted before it", "[component][pg]") {
+    pg_server srv;
+    if (!srv.available()) {
+        WARN(srv.why());
+        return;
+    }
+    test_app svc(services);
+    test_app a(static_cast<std::uint8_t>(role::orchestrator), replica_of(svc, srv.url()));
+    test_app b(static_cast<std::uint8_t>(role::orchestrator), replica_of(svc, srv.url()));
+    constexpr int n = 20;
+    std::vector<unsigned> statuses(n);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i)
+        threads.emplace_back([&, i] {
+            statuses[static_cast<std::size_t>(i)] = offer((i % 2 ? a : b).port(role::orchestrator), txn_body("FENCE", ts(i))).status;
+        });
+    for (auto& t : threads) t.join();
+    for (unsigned s : statuses) CHECK(s == 200);
+    CHECK(history_size(svc, "FENCE") == n);
+    std::multiset<std::int64_t> seen, expected;
+    for (test_app* app : {&a, &b})
+        for (const auto& e : app->events("offer"))
+            if (e.at("status").to_number<int>() == 200) seen.insert(e.at("history_len").to_number<std::int64_t>());
+    for (int k = 0; k < n; ++k) expected.insert(k);
+    CHECK(seen == expected);
+
+    SECTION("a key answered by one replica is replayed by the other; another body under it is 422") {
+        const std::string body = txn_body("KEYS", ts(0));
+        auto first = offer(a.port(role::orchestrator), body, {{"Idempotency-Key", "key-1"}});
+        REQUIRE(first.status == 200);
+        auto again = offer(b.port(role::orchestrator), body, {{"Idempotency-Key", "key-1"}});
+        CHECK(again.status == 200);
+        CHECK(again.body == first.body);
+        CHECK(again.headers["Idempotent-Replayed"] == "true");
+        CHECK(offer(b.port(role::orchestrator), txn_body("KEYS", ts(1)), {{"Idempotency-Key", "key-1"}}).status == 422);
+        CHECK(history_size(svc, "KEYS") == 1);
+    }
+
+    SECTION("PostgreSQL down: 503 with Retry-After, nothing answered 200 is lost, and it works again once back") {
+        REQUIRE(offer(a.port(role::orchestrator), txn_body("OUTAGE", ts(0))).status == 200);
+        srv.stop();
+        auto down = post(a.port(role::orchestrator), "/member/offer", txn_body("OUTAGE", ts(1)));
+        CHECK(down.status == 503);
+        CHECK(down.headers.count("Retry-After") == 1);
+        auto cold = post(b.port(role::orchestrator), "/member/offer", txn_body("OUTAGE2", ts(1)));
+        CHECK(cold.status == 503);
+        srv.start();
+        http_result back;
+        for (int i = 0; i < 100 && back.status != 200; ++i) {
+            back = post(a.port(role::orchestrator), "/member/offer", txn_body("OUTAGE", ts(2)));
+            if (back.status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        CHECK(back.status == 200);
+        CHECK(history_size(svc, "OUTAGE") == 2);
+    }
+}
+
+TEST_CASE("member-data refusing writes: warm members get 200, their rows wait in the member log and drain in order", "[component][pg]") {
+    pg_server srv;
+    if (!srv.available()) {
+        WARN(srv.why());
+        return;
+    }
+    test_app svc(services);
+    std::atomic<bool> writes_up{true};
+    // member-data's reads work, its writes fail while writes_up is false.
+    fake_upstream md([&](const request& req) -> response {
+        if (req.method() == http::verb::post && !writes_up.load()) return detail_response(http::status::service_unavailable, "down");
+        auto r = http_call(svc.port(role::member_data), req.method(), std::string(req.target()), req.body(),
+                           {{"Idempotency-Key", std::string(req["Idempotency-Key"])}});
+        response out{static_cast<http::status>(r.status), 11};
+        out.body() = r.body;
+        out.set(http::field::content_type, "application/json");
+        out.prepare_payload();
+        return out;
+    });
+    test_app a(static_cast<std::uint8_t>(role::orchestrator), [&](app_config& c) {
+        replica_of(svc, srv.url(), md.url())(c);
+        c.orchestrator.outbox.retry_min = std::chrono::milliseconds(20);
+        c.orchestrator.outbox.retry_max = std::chrono::milliseconds(100);
+    });
+    const auto port = a.port(role::orchestrator);
+    REQUIRE(offer(port, txn_body("WAIT", ts(0))).status == 200);  // warm now
+    writes_up = false;
+    for (int i = 1; i <= 5; ++i) CHECK(offer(port, txn_body("WAIT", ts(i))).status == 200);
+    CHECK(history_size(svc, "WAIT") == 1);
+    // The sixth decision counted the five waiting ones.
+    auto events = a.events("offer");
+    REQUIRE(!events.empty());
+    CHECK(events.back().at("history_len").to_number<int>() == 5);
+    writes_up = true;
+    for (int i = 0; i < 200 && history_size(svc, "WAIT") < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    auto h = get(svc.port(role::member_data), "/member_data/WAIT");
+    REQUIRE(h.status == 200);
+    const auto arr = json::parse(h.body).as_array();
+    REQUIRE(arr.size() == 6);
+    for (int i = 0; i < 6; ++i) CHECK(arr[static_cast<std::size_t>(i)].at("lastTransactionUtcTs").as_string() == ts(i));
+}
