@@ -107,6 +107,13 @@ int hash_key(const std::vector<std::string>& args) {
     return 0;
 }
 
+// offerd config --print: the effective serve configuration as a config file.
+int config(const std::vector<std::string>& args) {
+    const auto cmd = offerd::parse_config_command(args, getenv_lookup);
+    (cmd.exit_code == 0 ? std::cout : std::cerr) << cmd.message << (cmd.exit_code == 0 ? "" : "\n");
+    return cmd.exit_code;
+}
+
 int stream(const std::vector<std::string>& args) {
     auto cmd = offerd::parse_stream_command(args, getenv_lookup);
     if (!cmd.config) {
@@ -184,8 +191,11 @@ int report(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     const std::string command = args.empty() ? "" : args.front();
-    if (command == "stream" || command == "generate" || command == "serve" || command == "report" || command == "hash-key") args.erase(args.begin());
+    if (command == "stream" || command == "generate" || command == "serve" || command == "report" || command == "hash-key" ||
+        command == "config")
+        args.erase(args.begin());
     if (command == "hash-key") return hash_key(args);
+    if (command == "config") return config(args);
     if (command == "stream") return stream(args);
     if (command == "report") return report(args);
     if (command == "generate") return generate(args);
@@ -200,7 +210,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!command.empty() && command != "serve" && command.front() != '-') {
-        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream, generate, report or hash-key; see offerd --help)\n";
+        std::cerr << "offerd: unknown command '" << command << "' (expected serve, stream, generate, report, hash-key or config; see offerd --help)\n";
         return 2;
     }
     return serve(args);

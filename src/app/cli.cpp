@@ -4,8 +4,13 @@
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -126,29 +131,117 @@ ranged_value<T>* ranged(T lo, T hi) {
 constexpr long max_ms = 86'400'000;
 constexpr std::uint16_t max_port = 65535;
 
-// Runs program_options over args then the environment. Throws po::error on bad input; an
-// environment value's error names the variable ("OFFERD_THREADS: must be 0..256, got -3").
+// Where each option's value came from, for `offerd config --print`: "command line",
+// "environment OFFERD_X" or "FILE:LINE"; options left at their defaults are absent.
+using option_sources = std::map<std::string, std::string>;
+
+// One option given as key and text, stored like a command-line value; a value error is renamed
+// to `name` ("OFFERD_THREADS: must be 0..256, got -3", "offerd.conf:3: threads: ...").
+void store_one(const po::options_description& desc, po::variables_map& vm, const std::string& key, const std::string& value,
+               const std::string& name) {
+    po::parsed_options one(&desc);
+    po::option o;
+    o.string_key = key;
+    o.value.push_back(value);
+    one.options.push_back(o);
+    try {
+        po::store(one, vm);
+    } catch (po::error_with_option_name& e) {
+        e.set_option_name(name);
+        throw;
+    }
+}
+
+// --config FILE: `key = value` lines (the long flag names without "--"; '#' starts a comment;
+// Boost.Program_options' config-file syntax, read by po::parse_config_file), stored below the
+// command line and the environment: a key they already set is skipped. Throws po::error naming
+// the file and line for an unreadable file, a line that is not `key = value`, an unknown or
+// repeated key and a bad value.
+void store_config_file(const po::options_description& desc, po::variables_map& vm, const std::string& path, option_sources& sources) {
+    std::error_code ec;
+    std::ifstream in(path, std::ios::binary);
+    if (!in || std::filesystem::is_directory(path, ec)) throw po::error("--config: cannot read '" + path + "'");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw po::error("--config: cannot read '" + path + "'");
+    // The lines parse_config_file turns into options, in its order, with the same trimming and
+    // comment rule, so that every option it returns has its line number. Sections ([name]) would
+    // prefix every key and match no option: refused here with the line.
+    struct entry {
+        std::string key;
+        int line;
+    };
+    std::vector<entry> entries;
+    {
+        std::istringstream lines(text);
+        std::string s;
+        int number = 0;
+        const auto trim = [](std::string v) {
+            const auto b = v.find_first_not_of(" \t\r\n");
+            if (b == std::string::npos) return std::string();
+            return v.substr(b, v.find_last_not_of(" \t\r\n") - b + 1);
+        };
+        while (std::getline(lines, s)) {
+            ++number;
+            if (const auto hash = s.find('#'); hash != std::string::npos) s.resize(hash);
+            s = trim(s);
+            if (s.empty()) continue;
+            const std::string at = path + ":" + std::to_string(number) + ": ";
+            if (s.front() == '[' && s.back() == ']') throw po::error(at + "sections are not used; write `key = value` lines");
+            const auto eq = s.find('=');
+            if (eq == std::string::npos) throw po::error(at + "expected `key = value`, got '" + s + "'");
+            const std::string key = trim(s.substr(0, eq));
+            if (key.empty()) throw po::error(at + "a key is missing before '='");
+            entries.push_back({key, number});
+        }
+    }
+    std::istringstream is(text);
+    const po::parsed_options parsed = po::parse_config_file(is, desc, true);
+    if (parsed.options.size() != entries.size()) throw po::error("--config: '" + path + "' could not be read as `key = value` lines");
+    std::set<std::string> above;  // keys the command line or the environment set
+    for (const auto& [key, value] : vm)
+        if (!value.defaulted()) above.insert(key);
+    std::map<std::string, int> seen;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const auto& [key, line] = entries[i];
+        const po::option& o = parsed.options[i];
+        const std::string at = path + ":" + std::to_string(line) + ": ";
+        if (o.unregistered || o.string_key != key) throw po::error(at + "unknown key '" + key + "'");
+        if (key == "help" || key == "config") throw po::error(at + "'" + key + "' cannot be set in a config file");
+        const auto* d = desc.find_nothrow(key, false);
+        const bool composing = d && d->semantic()->is_composing();
+        if (auto [it, first] = seen.emplace(key, line); !first && !composing)
+            throw po::error(at + "'" + key + "' is already set on line " + std::to_string(it->second));
+        if (above.count(key)) continue;
+        try {
+            store_one(desc, vm, key, o.value.empty() ? std::string() : o.value.front(), key);
+        } catch (const po::error& e) {
+            throw po::error(at + e.what());  // a name starting with '/' would lose it as a prefix
+        }
+        sources.emplace(key, path + ":" + std::to_string(line));
+    }
+}
+
+// Runs program_options over args, then the environment, then the --config file when desc has
+// that option (a value set by an earlier source is kept). Throws po::error on bad input; an
+// environment value's error names the variable ("OFFERD_THREADS: must be 0..256, got -3"), a
+// file's names the file and line.
 po::variables_map parse(const po::options_description& desc, const std::vector<std::string>& args, const env_lookup& env,
-                        const po::positional_options_description& positional = {}) {
+                        const po::positional_options_description& positional = {}, option_sources* sources = nullptr) {
+    option_sources ignored;
+    option_sources& from = sources ? *sources : ignored;
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    for (const auto& [key, value] : vm)
+        if (!value.defaulted()) from.emplace(key, "command line");
     for (const auto& opt : desc.options()) {
         const std::string& name = opt->long_name();
         if (name == "help" || (vm.count(name) && !vm[name].defaulted())) continue;
         if (const char* v = env(env_name(name).c_str())) {
-            po::parsed_options from_env(&desc);
-            po::option o;
-            o.string_key = name;
-            o.value.push_back(v);
-            from_env.options.push_back(o);
-            try {
-                po::store(from_env, vm);
-            } catch (po::error_with_option_name& e) {
-                e.set_option_name(env_name(name));
-                throw;
-            }
+            store_one(desc, vm, name, v, env_name(name));
+            from.emplace(name, "environment " + env_name(name));
         }
     }
+    if (desc.find_nothrow("config", false) && vm.count("config")) store_config_file(desc, vm, vm["config"].as<std::string>(), from);
     po::notify(vm);
     return vm;
 }
@@ -219,6 +312,47 @@ std::string read_security_options(const po::variables_map& vm, security_config& 
     return {};
 }
 
+// --- offerd config --print ---------------------------------------------------------------
+// An option's stored value as config-file text: the types the descriptions above use.
+template <class... T>
+std::optional<std::string> numeric_text(const boost::any& a) {
+    std::optional<std::string> out;
+    ((out || !boost::any_cast<T>(&a) ? void() : void(out = number_text(*boost::any_cast<T>(&a)))), ...);
+    return out;
+}
+
+std::optional<std::string> value_text(const boost::any& a) {
+    if (const auto* s = boost::any_cast<std::string>(&a)) return *s;
+    if (const auto* b = boost::any_cast<bool>(&a)) return *b ? "true" : "false";
+    if (const auto* v = boost::any_cast<std::vector<std::string>>(&a)) {
+        std::string joined;
+        for (const auto& x : *v) joined += (joined.empty() ? "" : ",") + x;
+        return joined;
+    }
+    return numeric_text<std::uint16_t, std::uint32_t, std::uint64_t, std::size_t, int, long, double>(a);
+}
+
+// The effective options as a config file `--config` reads back: every option in --help order,
+// `key = value  # where it came from`; an unset option without default as a comment.
+std::string config_file_text(const po::options_description& desc, const po::variables_map& vm, const option_sources& sources) {
+    std::ostringstream o;
+    o << "# offerd configuration: the effective values, highest first: command line, OFFERD_* environment,\n"
+         "# --config file, defaults. Read back with: offerd --config FILE. Secrets show as REDACTED.\n";
+    if (vm.count("config")) o << "# config file read: " << vm["config"].as<std::string>() << '\n';
+    for (const auto& opt : desc.options()) {
+        const std::string& key = opt->long_name();
+        if (key == "help" || key == "config") continue;
+        const auto text = vm.count(key) ? value_text(vm[key].value()) : std::nullopt;
+        if (!text) {
+            o << "# " << key << " =  # unset\n";
+            continue;
+        }
+        const auto source = sources.find(key);
+        o << key << " = " << redact_config_value(key, *text) << "  # " << (source == sources.end() ? "default" : source->second) << '\n';
+    }
+    return o.str();
+}
+
 }  // namespace
 
 std::string top_level_help() {
@@ -229,6 +363,7 @@ std::string top_level_help() {
            "  offerd generate [--rows N] [--seed S]     write a deterministic realistic CSV\n"
            "  offerd report LOG.jsonl [--html FILE]     summarize a log: statuses, offers, latency, throughput\n"
            "  offerd hash-key NAME < key                print the --api-keys line for a key read from stdin\n"
+           "  offerd config --print [options]           print the effective serve configuration as a --config file\n"
            "  offerd <command> --help                   options of a command\n"
            "  offerd --version                          version, git revision, compiler, Boost\n\n"
            "Roles and default ports: orchestrator 8000, member-data 8001, prediction 8002, offer-engine 8003.\n"
@@ -238,12 +373,16 @@ std::string top_level_help() {
            "       \"lastTransactionType\":\"buy\",\"lastTransactionPointsBought\":120,\"lastTransactionRevenueUsd\":30}'\n";
 }
 
-parsed_command<app_config> parse_serve_command(const std::vector<std::string>& args, const env_lookup& env) {
+namespace {
+
+// parse_serve_command, and with `print` set the effective options as a config file (in message).
+parsed_command<app_config> parse_serve(const std::vector<std::string>& args, const env_lookup& env, bool print) {
     app_config d;  // defaults
     po::options_description desc("offerd serve options (each also as OFFERD_<NAME>, e.g. OFFERD_ORCHESTRATOR_PORT)");
     // clang-format off
     desc.add_options()
         ("help,h", "show this help")
+        ("config", po::value<std::string>(), "read options from this file: `key = value` lines with the flag names (no --), '#' comments; flags and OFFERD_* variables win over it; offerd config --print shows the result")
         ("role", po::value<std::vector<std::string>>()->composing(),
          "roles to run: all (default), orchestrator, member-data, prediction, offer-engine; repeat or comma-separate")
         ("host", po::value<std::string>()->default_value(d.host), "address every listener binds to")
@@ -295,13 +434,21 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     // clang-format on
     desc.add(security_options(d.security));
     po::variables_map vm;
+    option_sources sources;
     try {
-        vm = parse(desc, args, env);
+        vm = parse(desc, args, env, {}, &sources);
     } catch (const po::error& e) {
-        return usage_error<app_config>("", e.what());
+        return usage_error<app_config>(print ? "config" : "", e.what());
     }
+    if (vm.count("help") && print)
+        return {std::nullopt,
+                "Usage: offerd config --print [--config FILE] [serve options]\n\n"
+                "Prints the configuration offerd serve would run with, from the same flags, OFFERD_*\n"
+                "variables and --config file, as a config file (secrets redacted), and exits 0.\n"
+                "An invalid configuration is refused as offerd serve refuses it (exit 2).\n",
+                0};
     if (vm.count("help"))
-        return help<app_config>("Usage: offerd [serve] [options]", desc,
+        return help<app_config>("Usage: offerd [serve] [--config FILE] [options]", desc,
                                 "\nOn SIGINT/SIGTERM offerd stops accepting, drains in-flight requests and exits 0.\n"
                                 "On SIGHUP it reopens the --log-file (for logrotate), re-reads the --api-keys file and goes on\n"
                                 "(a bad file keeps the keys in use); it never exits on SIGHUP.\n");
@@ -373,7 +520,47 @@ parsed_command<app_config> parse_serve_command(const std::vector<std::string>& a
     if (auto why = unauthenticated_exposure(c.security, c.host, c.has(role::orchestrator), (c.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
         !why.empty())
         return {std::nullopt, "offerd: " + why, 2};
+    if (print) return {std::nullopt, config_file_text(desc, vm, sources), 0};
     return {c, {}, 0};
+}
+
+}  // namespace
+
+std::string redact_config_value(const std::string& key, std::string value) {
+    constexpr const char* mask = "REDACTED";
+    for (const char* word : {"password", "secret", "token"})
+        if (key.find(word) != std::string::npos) return value.empty() ? value : mask;
+    if (const auto scheme = value.find("://"); scheme != std::string::npos) {
+        const auto start = scheme + 3;
+        const auto end = value.find_first_of("/?#", start);
+        const auto at = value.rfind('@', end == std::string::npos ? std::string::npos : end);
+        if (at != std::string::npos && at > start)
+            if (const auto colon = value.find(':', start); colon != std::string::npos && colon < at)
+                value.replace(colon + 1, at - colon - 1, mask);
+    }
+    for (std::size_t p = 0; (p = value.find("password=", p)) != std::string::npos;) {
+        const auto begin = p + 9;
+        const auto stop = value.find_first_of(" &;", begin);
+        value.replace(begin, (stop == std::string::npos ? value.size() : stop) - begin, mask);
+        p = begin + std::string_view(mask).size();
+    }
+    return value;
+}
+
+parsed_command<app_config> parse_serve_command(const std::vector<std::string>& args, const env_lookup& env) {
+    return parse_serve(args, env, false);
+}
+
+parsed_command<app_config> parse_config_command(const std::vector<std::string>& args, const env_lookup& env) {
+    std::vector<std::string> rest;
+    bool print = false, help_asked = false;
+    for (const auto& a : args) {
+        if (a == "--print") print = true;
+        else rest.push_back(a);
+        help_asked = help_asked || a == "--help" || a == "-h";
+    }
+    if (!print && !help_asked) return usage_error<app_config>("config", "expected --print");
+    return parse_serve(rest, env, true);
 }
 
 parsed_command<stream_config> parse_stream_command(const std::vector<std::string>& args, const env_lookup& env) {
