@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # promtool comes with Debian's prometheus package; deps.sh installs it without starting (or,
 # under systemd, enabling) the Prometheus server the package ships.
 # The [pg] tests start PostgreSQL servers of their own (scripts/pg.sh) from Debian's postgresql;
-# the cluster tests (scripts/cluster.sh) also HAProxy from Debian's haproxy.
-scripts/deps.sh prometheus chromium fonts-dejavu-core postgresql haproxy
+# the cluster tests (scripts/cluster.sh) also HAProxy from Debian's haproxy. dpkg-dev's
+# dpkg-shlibdeps gives the .deb its Depends (test/package/deb_test.sh); groff lints the man page.
+scripts/deps.sh prometheus chromium fonts-dejavu-core postgresql haproxy dpkg-dev groff-base
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"
