@@ -32,6 +32,8 @@ std::shared_ptr<router> make_member_data_router(std::shared_ptr<history_store> s
             co_return res;
         }
         case append_outcome::kind::stored: break;
+        case append_outcome::kind::in_progress:  // the stores wait these out; never answered
+            co_return failure_response(fail(errc::internal, "in_progress escaped the store"));
         }
         co_return json_response(http::status::ok, std::move(stored->body));
     });

@@ -13,6 +13,7 @@ result<std::shared_ptr<journal_history_store>> journal_history_store::open(const
         if (!rec) return;  // checksum-valid but not a transaction record: not ours to interpret
         memory->claim_key(rec->key, rec->txn, encode_transaction(rec->txn));
         memory->add(rec->txn);
+        memory->settle_key(rec->key);
     });
     if (!log) return std::move(log).error();
     return std::shared_ptr<journal_history_store>(new journal_history_store(std::move(memory), std::move(log).value()));
@@ -24,10 +25,16 @@ journal_history_store::journal_history_store(std::shared_ptr<memory_history_stor
 asio::awaitable<result<append_outcome>> journal_history_store::append(transaction t, std::string key, transaction_text as_sent) {
     std::string body;
     append_transaction(body, t, &as_sent);
-    if (auto prior = memory_->claim_key(key, t, body)) co_return std::move(*prior);
+    // A duplicate of a write still being journaled waits for it: answered "stored" before it is
+    // readable, a client (the orchestrator's cold read) would read a history without it.
+    auto prior = co_await memory_->claim_key_settled(key, t, body);
+    if (prior) co_return std::move(*prior);
     // Named locals: g++ 12 mishandles temporaries beside co_await.
     std::string payload = encode_keyed_record(key, t);
-    record_log::commit_hook add = [this, &t, &as_sent] { memory_->add(t, &as_sent); };
+    record_log::commit_hook add = [this, &t, &as_sent, &key] {
+        memory_->add(t, &as_sent);
+        memory_->settle_key(key);
+    };
     auto written = co_await log_->append(std::move(payload), std::move(add));
     if (!written) {
         // Not stored: the key must not claim otherwise, so the client's retry can store it.

@@ -1,6 +1,12 @@
 // Sharded in-memory history store.
 #include "offerd/store/memory_history_store.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <optional>
+
 #include "offerd/codec/wire.hpp"
 
 namespace offerd {
@@ -90,21 +96,50 @@ std::size_t memory_history_store::transactions() const {
 std::optional<append_outcome> memory_history_store::claim_key(const std::string& key, const transaction& t, std::string body) {
     if (key.empty()) return std::nullopt;
     const std::uint64_t h = idempotency_cache::hash(encode_transaction(t));
+    std::lock_guard lock(pending_mutex_);
     auto prior = keys_.insert_if_absent(key, {h, 200, std::move(body)});
-    if (!prior) return std::nullopt;
+    if (!prior) {
+        pending_.insert(key);
+        return std::nullopt;
+    }
+    if (pending_.count(key)) return append_outcome{append_outcome::kind::in_progress, {}};
     if (prior->body_hash != h) return append_outcome{append_outcome::kind::conflict, {}};
     return append_outcome{append_outcome::kind::duplicate, std::move(prior->body)};
 }
 
+void memory_history_store::settle_key(const std::string& key) {
+    if (key.empty()) return;
+    std::lock_guard lock(pending_mutex_);
+    pending_.erase(key);
+}
+
 void memory_history_store::release_key(const std::string& key) {
-    if (!key.empty()) keys_.erase(key);
+    if (key.empty()) return;
+    std::lock_guard lock(pending_mutex_);
+    keys_.erase(key);
+    pending_.erase(key);
+}
+
+// body by reference: a by-value argument is a temporary beside the caller's co_await, which g++ 12
+// destroys twice.
+asio::awaitable<std::optional<append_outcome>> memory_history_store::claim_key_settled(const std::string& key, const transaction& t,
+                                                                                      const std::string& body) {
+    for (;;) {
+        auto prior = claim_key(key, t, body);
+        if (!prior || prior->what != append_outcome::kind::in_progress) co_return prior;
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer timer(ex, std::chrono::milliseconds(1));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
 }
 
 asio::awaitable<result<append_outcome>> memory_history_store::append(transaction t, std::string key, transaction_text as_sent) {
     std::string body;
     append_transaction(body, t, &as_sent);
-    if (auto prior = claim_key(key, t, body)) co_return std::move(*prior);
+    auto prior = co_await claim_key_settled(key, t, body);
+    if (prior) co_return std::move(*prior);
     add(t, &as_sent);
+    settle_key(key);
     co_return append_outcome{append_outcome::kind::stored, std::move(body)};
 }
 

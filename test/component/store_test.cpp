@@ -456,3 +456,38 @@ TEST_CASE("the journal fsync flag takes always or never, and the old boolean for
     CHECK(parse_serve_command({"--member-data-journal-fsync=false"}, env).config->member_data.journal_fsync == fsync_policy::never);
     CHECK(parse_serve_command({"--member-data-journal-fsync", "sometimes"}, env).exit_code == 2);
 }
+
+TEST_CASE("a duplicate of a keyed write still being journaled is answered only once that write is readable", "[component]") {
+    temp_dir dir;
+    auto j = journal_history_store::open(dir.file("journal"), fsync_policy::always, std::make_shared<memory_history_store>());
+    REQUIRE(j);
+    auto store = *j;
+    asio::io_context io(1);
+    std::size_t seen_by_duplicate = 99;
+    std::optional<append_outcome::kind> first, second;
+    // Both on one thread: the first claims the key and waits for its fdatasync; the second
+    // arrives meanwhile. Answered "duplicate" before the first is stored, a reader told so
+    // would miss the transaction.
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        transaction t = txn("DUP", 1);  // named: g++ 12 destroys temporaries beside co_await twice
+        std::string key = "k-dup";
+        transaction_text as_sent;
+        auto a = co_await store->append(std::move(t), std::move(key), std::move(as_sent));
+        if (a) first = a->what;
+    }, asio::detached);
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        transaction t = txn("DUP", 1);  // named: g++ 12 destroys temporaries beside co_await twice
+        std::string key = "k-dup";
+        transaction_text as_sent;
+        auto b = co_await store->append(std::move(t), std::move(key), std::move(as_sent));
+        if (b) second = b->what;
+        seen_by_duplicate = store->history("DUP").size();
+    }, asio::detached);
+    io.run_for(std::chrono::seconds(10));
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(*first == append_outcome::kind::stored);
+    CHECK(*second == append_outcome::kind::duplicate);
+    CHECK(seen_by_duplicate == 1);
+    CHECK(store->transactions() == 1);
+}

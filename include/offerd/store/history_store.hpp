@@ -21,6 +21,7 @@ struct append_outcome {
         stored,     // appended now
         duplicate,  // the key was already stored with this transaction: nothing appended
         conflict,   // the key was already stored with another transaction: nothing appended
+        in_progress,  // internal to the stores (never returned by append): the key's first write is not stored yet
     };
     kind what = kind::stored;
     // The stored object as wire JSON: this write's as sent (stored), or the one first stored

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -44,10 +45,17 @@ public:
 
     // The synchronous parts, for decorators (journal_history_store) and tests.
     // When key is "" or new: takes it for t (body: t's stored object) and returns nullopt;
-    // otherwise the duplicate or conflict outcome. Never fails.
+    // otherwise the duplicate or conflict outcome, or in_progress while the write that took the
+    // key is not stored yet (a duplicate must not be answered before the original is readable
+    // and durable: a client would read a history without it). Never fails.
     std::optional<append_outcome> claim_key(const std::string& key, const transaction& t, std::string body);
+    // The write that took the key is stored (readable, durable): duplicates may be answered.
+    void settle_key(const std::string& key);
     // Forgets a key whose write did not happen.
     void release_key(const std::string& key);
+    // Waits (polling every millisecond; only concurrent duplicates of one key ever wait) until
+    // the key is settled or released, then claims it: claim_key's answer other than in_progress.
+    asio::awaitable<std::optional<append_outcome>> claim_key_settled(const std::string& key, const transaction& t, const std::string& body);
     // Appends t without looking at keys. as_sent: the timestamp and type as the client wrote
     // them; kept (beside the compact record) only when they differ from the normalized forms,
     // so histories echo what was posted.
@@ -83,6 +91,10 @@ private:
 
     mutable std::array<shard, shard_count> shards_;
     idempotency_cache keys_;
+    // Keys taken whose write is not stored yet. pending_mutex_ is held across every change of a
+    // key's state (claim, settle, release), so the answer to a duplicate is never torn.
+    std::mutex pending_mutex_;
+    std::unordered_set<std::string> pending_;
 };
 
 }  // namespace offerd
