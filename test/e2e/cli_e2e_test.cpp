@@ -284,14 +284,8 @@ TEST_CASE("SIGHUP reopens the log file (logrotate) and offerd keeps serving", "[
     const std::string log = temp_path("e2e-rotate") + ".log";
     child_process child({binary, "--role", "all", "--orchestrator-port", "0", "--member-data-port", "0", "--prediction-port", "0",
                          "--offer-engine-port", "0", "--threads", "1", "--log-file", log, "--throughput-interval-ms", "0"});
-    std::uint16_t port = 0;
-    for (int seen = 0; seen < 4;) {
-        auto line = child.read_line(std::chrono::seconds(10));
-        REQUIRE(line);
-        if (line->find(" listening on ") == std::string::npos) continue;
-        ++seen;
-        if (line->starts_with("offerd: orchestrator ")) port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
-    }
+    const std::string url = listening_urls(child, 4).at("orchestrator");
+    const auto port = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
     REQUIRE(post(port, "/member/offer", txn_body("ROTATE1")).status == 200);
     std::filesystem::rename(log, log + ".1");
     child.signal(SIGHUP);

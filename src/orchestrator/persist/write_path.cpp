@@ -86,15 +86,21 @@ asio::awaitable<result<std::monostate>> write_path::read(member_session& s, cons
         co_return fail(errc::writes_pending, "earlier transactions of this member are waiting for member-data; retry later", 1);
     auto h = co_await clients_.fetch_history(s.member, ctx);
     if (!h) co_return std::move(h).error();
+    adopt_history(s, std::move(*h), 0);
+    co_return std::monostate{};
+}
+
+void write_path::adopt_history(member_session& s, decoded_history&& h, std::uint64_t seq) {
     auto record = std::make_shared<member_record>();
-    record->items = std::move(h->items);
-    record->skipped = h->skipped;
-    s.skip_reasons = std::move(h->skip_reasons);
+    record->items = std::move(h.items);
+    record->skipped = h.skipped;
+    record->seq = seq;
+    record->delivered_seq = seq;  // member-data held every logged transaction before it was read
+    s.skip_reasons = std::move(h.skip_reasons);
     records_.put(s.member, record);
     s.record = std::move(record);
     s.fetched = true;
     s.pending = 0;
-    co_return std::monostate{};
 }
 
 asio::awaitable<result<accept_outcome>> write_path::accept(member_session& s, const transaction& t, const accept_info& a,

@@ -73,16 +73,7 @@ asio::awaitable<result<std::monostate>> write_path::read_cold_clustered(member_s
     }
     auto h = co_await clients_.fetch_history(s.member, ctx);
     if (!h) co_return std::move(h).error();
-    auto record = std::make_shared<member_record>();
-    record->items = std::move(h->items);
-    record->skipped = h->skipped;
-    record->seq = head->last_seq;
-    record->delivered_seq = head->last_seq;
-    s.skip_reasons = std::move(h->skip_reasons);
-    records_.put(s.member, record);
-    s.record = std::move(record);
-    s.fetched = true;
-    s.pending = 0;
+    adopt_history(s, std::move(*h), head->last_seq);
     co_return std::monostate{};
 }
 

@@ -131,6 +131,8 @@ private:
     // Under the delivery turn: delivers the member's outbox items in order; true when none is left.
     asio::awaitable<bool> deliver_pending(member_session& s, const call_context& ctx);
     static asio::awaitable<void> drain_loop(write_path* self, std::shared_ptr<drain_state> st);
+    // After a read of member-data: the member's record from now on (cluster mode: at log seq `seq`).
+    void adopt_history(member_session& s, decoded_history&& h, std::uint64_t seq);
     // Cluster mode, under the delivery turn.
     asio::awaitable<result<std::monostate>> read_cold_clustered(member_session& s, const call_context& ctx);
     asio::awaitable<result<accept_outcome>> accept_clustered(member_session& s, const transaction& t, const accept_info& a,
