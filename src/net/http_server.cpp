@@ -145,17 +145,17 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         parser.body_limit(lim.max_body_bytes);
         if (!first) c->stream.expires_after(lim.header_timeout);
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
-        if (hec == http::error::header_limit) co_return co_await reject<Stream>(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large");
-        if (hec == http::error::body_limit) co_return co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+        if (hec == http::error::header_limit) { co_await reject<Stream>(*c, *s, http::status::request_header_fields_too_large, "Request header fields too large"); co_return; }
+        if (hec == http::error::body_limit) { co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)"); co_return; }
         if (quiet_end(hec)) co_return;
-        if (hec) co_return co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request");
+        if (hec) { co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request"); co_return; }
         if (const auto te = parser.get().find(http::field::transfer_encoding); te != parser.get().end()) {
             // Beast reads a body only when chunked is the last coding, and ignores the others:
             // the rest would be parsed as a next request. Answer and close instead.
             if (const auto verdict = transfer_coding_verdict(te->value()); verdict == http::status::bad_request)
-                co_return co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding must end with chunked");
+                { co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding must end with chunked"); co_return; }
             else if (verdict != http::status::ok)
-                co_return co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding other than chunked is not supported");
+                { co_await reject<Stream>(*c, *s, verdict, "Transfer-Encoding other than chunked is not supported"); co_return; }
         }
         if (!parser.is_done()) {
             if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
@@ -165,9 +165,9 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             }
             c->stream.expires_after(lim.body_timeout);
             auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
-            if (bec == http::error::body_limit) co_return co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)");
+            if (bec == http::error::body_limit) { co_await reject<Stream>(*c, *s, http::status::payload_too_large, "Request body too large (limit " + std::to_string(lim.max_body_bytes) + " bytes)"); co_return; }
             if (quiet_end(bec)) co_return;
-            if (bec) co_return co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request");
+            if (bec) { co_await reject<Stream>(*c, *s, http::status::bad_request, "Malformed HTTP request"); co_return; }
         }
         c->stream.expires_never();
         const request req = parser.release();
@@ -225,7 +225,7 @@ asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, std:
     c->stream.expires_after(s->limits.header_timeout);
     c->tls = std::make_unique<tls_stream>(c->stream, *s->tls);
     auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, nothrow);
-    if (!ec) co_return co_await serve<tls_stream>(std::move(s), std::move(c), worker);
+    if (!ec) { co_await serve<tls_stream>(std::move(s), std::move(c), worker); co_return; }
     if (ec == asio::error::operation_aborted && s->stopping.load(std::memory_order_relaxed)) co_return;
     const bool plain_http = ec.category() == asio::error::get_ssl_category() && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
     const bool first = s->handshake_failures.fetch_add(1, std::memory_order_relaxed) == 0;
@@ -245,7 +245,7 @@ asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, std:
 constexpr std::size_t max_turning_away = 64;
 
 asio::awaitable<void> turn_away(state_ptr s, std::shared_ptr<connection> c) {
-    if (!s->tls) co_return co_await reject(*c, *s, http::status::service_unavailable, "Too many connections", "1");
+    if (!s->tls) { co_await reject(*c, *s, http::status::service_unavailable, "Too many connections", "1"); co_return; }
     c->stream.expires_after(s->limits.header_timeout);
     c->tls = std::make_unique<tls_stream>(c->stream, *s->tls);
     if (auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, nothrow); ec) co_return;
