@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark: offers/s and latency at 1, 8 and 64 connections (wrk, 2 threads) against
-# `offerd --role all`, the raw HTTP bound of our listener (GET /health), nginx when installed,
+# `offerd --role all` and, interleaved in the same run, the Go peer of ../shared/peers/go (built
+# with Debian's golang-go; the same pipeline in Go's standard library), with the ratios; offerd
+# with real-time workers too when the bench may (root); the raw HTTP bound of our listener
+# (GET /health), nginx when installed,
 # the streaming time of member_data.csv, and the cost versus history length.
 # Prints one table. Timings are machine- and noise-dependent: compare ratios within one run.
 # Usage: scripts/bench.sh [seconds-per-run (default 10)]   (MEMROWS=N: stored transactions for the memory part, default 10M)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh wrk curl
+PEER_SRC=${PEER_SRC:-../shared/peers/go}
+extra=()
+[ -d "$PEER_SRC" ] && extra+=(golang-go)
+scripts/deps.sh wrk curl "${extra[@]}"
 scripts/build.sh offerd >/dev/null
 BIN=${BUILD_DIR:-build}/offerd
 DUR=${1:-10}
@@ -23,6 +29,13 @@ start() {  # fresh process, empty member-data
   for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
   echo "bench: offerd did not start" >&2; exit 1
 }
+start_peer() {  # the Go peer, same ports and roles, fresh process
+  "$PEER" --role all --orchestrator-port $PORT --member-data-port $((PORT+1)) --prediction-port $((PORT+2)) \
+          --offer-engine-port $((PORT+3)) --log-file "$WORK/peer.log" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: the Go peer did not start" >&2; exit 1
+}
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
@@ -32,11 +45,21 @@ to_ms() {  # wrk prints 812.00us, 1.20ms, 2.01s
                          else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 } else print v }'
 }
 HZ=$(getconf CLK_TCK)
+PEER=""
+if [ -d "$PEER_SRC" ] && command -v go >/dev/null; then
+  mkdir -p "$WORK/peer" && cp -r "$PEER_SRC"/. "$WORK/peer/"
+  # Standard library only: nothing to download (GOPROXY=off makes sure of it).
+  if (cd "$WORK/peer" && GOPROXY=off GOFLAGS=-mod=mod go build -trimpath -o offerpeer . >"$WORK/peer-build.log" 2>&1); then
+    PEER="$WORK/peer/offerpeer"
+  else
+    echo "bench: the Go peer did not build ($(head -c 300 "$WORK/peer-build.log")); its rows are left out" >&2
+  fi
+fi
 
 "$BIN" generate --rows 20000 --seed 7 --malformed-share 0 -o "$WORK/bench.csv"
 
 printf '%-28s %10s %9s %9s %9s %9s %8s %10s %8s %7s\n' scenario req/s p50_ms p90_ms p99_ms max_ms errors efficiency cpu_us rss_MiB
-declare -A RATE
+declare -A RATE P99 CPU
 run_wrk() {  # name conns url [script]
   local name=$1 conns=$2 url=$3 script=${4:-}
   local c0; c0=$(cpu_ticks)
@@ -54,7 +77,7 @@ run_wrk() {  # name conns url [script]
   sockerr=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' <<<"$out"); sockerr=${sockerr:-0}
   errs=$((non2xx + sockerr))
   local cpu_us; cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$total" 'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }')
-  RATE[$name]=$rps
+  RATE[$name]=$rps; P99[$name]=$p99; CPU[$name]=$cpu_us
   local eff="-"
   [ -n "${RAW:-}" ] && [ "$script" != "" ] && eff=$(awk -v r="$rps" -v raw="$RAW" 'BEGIN { printf "%.2f", r * 6 / raw }')
   printf '%-28s %10.0f %9s %9s %9s %9s %8s %10s %8s %7s\n' "$name" "$rps" "$p50" "$p90" "$p99" "$max" "$errs" "$eff" "$cpu_us" "$(rss_mib)"
@@ -64,11 +87,31 @@ start
 run_wrk "raw GET /health c64" 64 "http://127.0.0.1:$PORT/health"
 RAW=${RATE["raw GET /health c64"]}
 stop
+# offerd and the peer interleaved per connection count, so drift on a noisy machine hits both.
+RT=""
+[ "$(id -u)" -eq 0 ] && RT=1
 for c in 1 8 64; do
   LOG="$WORK/offers-c$c.log" start
   run_wrk "offers c$c" "$c" "http://127.0.0.1:$PORT/member/offer" scripts/offers.lua
   stop
+  if [ -n "$PEER" ]; then
+    start_peer
+    run_wrk "go peer c$c" "$c" "http://127.0.0.1:$PORT/member/offer" scripts/offers.lua
+    stop
+  fi
+  if [ -n "$RT" ]; then  # the opt-in: real-time workers (the headline is the default above)
+    LOG="$WORK/offers-rt-c$c.log" start --realtime-priority 1
+    run_wrk "offers c$c realtime" "$c" "http://127.0.0.1:$PORT/member/offer" scripts/offers.lua
+    stop
+  fi
 done
+if [ -n "$PEER" ]; then
+  for c in 1 8 64; do
+    awk -v c="$c" -v r1="${RATE["offers c$c"]}" -v r2="${RATE["go peer c$c"]}" -v p1="${P99["offers c$c"]}" -v p2="${P99["go peer c$c"]}" \
+        -v u1="${CPU["offers c$c"]}" -v u2="${CPU["go peer c$c"]}" 'BEGIN {
+      printf "  offerd / go peer at c%s: %.2fx offers/s, p99 %.2fx lower, %.2fx less CPU per offer\n", c, r1 / r2, (p1 > 0 ? p2 / p1 : 0), (u1 > 0 ? u2 / u1 : 0) }'
+  done
+fi
 # Where the 64-connection tail comes from: server-side p99 (offer events' latency_us.total) over
 # all requests and without the member that sends the most rows (requests for one member are
 # sequenced, so that member's requests queue behind each other).
@@ -91,6 +134,7 @@ NGINX
   printf '%-28s %10.0f\n' "nginx static 200 c64" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -s stop
 fi
+
 
 echo
 start
