@@ -26,15 +26,17 @@ start() {  # fresh process, empty member-data
   "$BIN" --role all --orchestrator-port $PORT --member-data-port $((PORT+1)) --prediction-port $((PORT+2)) \
          --offer-engine-port $((PORT+3)) --log-file "${LOG:-$WORK/offerd.log}" --throughput-interval-ms 0 "$@" >/dev/null &
   pid=$!
-  for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: offerd did not start" >&2; exit 1
+  await_listening offerd
 }
 start_peer() {  # the Go peer, same ports and roles, fresh process
   "$PEER" --role all --orchestrator-port $PORT --member-data-port $((PORT+1)) --prediction-port $((PORT+2)) \
           --offer-engine-port $((PORT+3)) --log-file "$WORK/peer.log" >/dev/null 2>&1 &
   pid=$!
+  await_listening "the Go peer"
+}
+await_listening() {  # name: the process just started answers on $PORT within 10 s
   for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: the Go peer did not start" >&2; exit 1
+  echo "bench: $1 did not start" >&2; exit 1
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -109,7 +111,7 @@ if [ -n "$PEER" ]; then
   for c in 1 8 64; do
     awk -v c="$c" -v r1="${RATE["offers c$c"]}" -v r2="${RATE["go peer c$c"]}" -v p1="${P99["offers c$c"]}" -v p2="${P99["go peer c$c"]}" \
         -v u1="${CPU["offers c$c"]}" -v u2="${CPU["go peer c$c"]}" 'BEGIN {
-      printf "  offerd / go peer at c%s: %.2fx offers/s, p99 %.2fx lower, %.2fx less CPU per offer\n", c, r1 / r2, (p1 > 0 ? p2 / p1 : 0), (u1 > 0 ? u2 / u1 : 0) }'
+      printf "  offerd / go peer at c%s: %.2fx offers/s, p99 %.2fx lower, %.2fx less CPU per offer\n", c, (r2 > 0 ? r1 / r2 : 0), (p1 > 0 ? p2 / p1 : 0), (u1 > 0 ? u2 / u1 : 0) }'
   done
 fi
 # Where the 64-connection tail comes from: server-side p99 (offer events' latency_us.total) over
@@ -134,7 +136,6 @@ NGINX
   printf '%-28s %10.0f\n' "nginx static 200 c64" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -s stop
 fi
-
 
 echo
 start
