@@ -138,6 +138,24 @@ NGINX
 fi
 
 echo
+echo "overload: offers (200) per second, 503 share and server-side p99 of the 200s, by connections:"
+printf '%-8s %10s %10s %9s %12s %8s %7s\n' conns offers/s 503/s 503_share p99_200_ms limit rss_MiB
+for c in 64 256 1024; do
+  LOG="$WORK/over-c$c.log" start
+  out=$(BENCH_CSV="$WORK/bench.csv" wrk -t2 -c"$c" -d"${DUR}s" -s scripts/offers-status.lua "http://127.0.0.1:$PORT/member/offer" 2>&1)
+  limit=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^offerd_admission_limit / {print $2}'); rss=$(rss_mib)
+  stop
+  ok=$(awk '$1 == "status" && $2 == 200 {print $3}' <<<"$out"); ok=${ok:-0}
+  shed=$(awk '$1 == "status" && $2 == 503 {print $3}' <<<"$out"); shed=${shed:-0}
+  p99=$(awk '/"event":"offer"/ && /"status":200/ { if (match($0, /"total":[0-9]+/)) print substr($0, RSTART + 8, RLENGTH - 8) }' "$WORK/over-c$c.log" |
+        sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f", v[i] / 1000 }')
+  RATE["over c$c"]=$(awk -v n="$ok" -v d="$DUR" 'BEGIN { printf "%.0f", n / d }')
+  printf '%-8s %10s %10.0f %9.2f %12s %8s %7s\n' "$c" "${RATE["over c$c"]}" "$(awk -v n="$shed" -v d="$DUR" 'BEGIN { print n / d }')" \
+    "$(awk -v a="$ok" -v b="$shed" 'BEGIN { print a + b ? b / (a + b) : 0 }')" "$p99" "$limit" "$rss"
+done
+awk -v a="${RATE["over c1024"]}" -v b="${RATE["over c64"]}" 'BEGIN { printf "  goodput(1024) / goodput(64) = %.2f\n", b ? a / b : 0 }'
+
+echo
 start
 t0=$(date +%s.%N)
 "$BIN" stream --csv member_data.csv --target "http://127.0.0.1:$PORT" --quiet 2>/dev/null | tail -1

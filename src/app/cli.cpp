@@ -423,7 +423,9 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
         ("state-url", po::value<std::string>(),
          "cluster mode: the PostgreSQL (postgresql://USER@HOST:PORT/DB) that holds every member's accepted transactions, so replicas behind a balancer count each exactly once and replay each other's Idempotency-Keys (README: Running a cluster). Without it everything stays in this process")
         ("pool-size", ranged<std::size_t>(0, 100'000)->default_value(d.orchestrator.upstream.max_idle), "idle keep-alive connections kept per upstream per thread")
-        ("max-in-flight", ranged<std::size_t>(1, 10'000'000)->default_value(d.orchestrator.max_in_flight), "offer requests in progress before answering 503")
+        ("max-in-flight", ranged<std::size_t>(1, 10'000'000)->default_value(d.orchestrator.admission.max_in_flight), "offer requests in progress before answering 503 (the hard cap of the adaptive limit)")
+        ("admission-target-us", ranged<long>(0, 1'000'000)->default_value(d.orchestrator.admission.target.count()),
+         "adaptive concurrency: when the event loops' queueing delay stays above this for a whole 100 ms, fewer offer requests are admitted (the excess is answered 503 at once); 0: only --max-in-flight")
         ("max-connections", ranged<std::size_t>(1, 10'000'000)->default_value(d.limits.max_connections), "open connections per listener")
         ("idle-timeout-ms", ranged<long>(1, max_ms)->default_value(d.limits.idle_timeout.count()), "keep-alive idle timeout")
         ("header-timeout-ms", ranged<long>(1, max_ms)->default_value(d.limits.header_timeout.count()), "time allowed to send request headers")
@@ -505,7 +507,9 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
     if (fsync != "always" && fsync != "never") return usage_error<app_config>("", "--outbox-fsync must be always or never");
     o.outbox.fsync = fsync == "always";
     o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
-    o.max_in_flight = vm["max-in-flight"].as<std::size_t>();
+    o.admission.max_in_flight = vm["max-in-flight"].as<std::size_t>();
+    o.admission.target = std::chrono::microseconds(vm["admission-target-us"].as<long>());
+    o.admission.adaptive = o.admission.target.count() > 0;
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();
     o.members.max_transactions = vm["member-cache-transactions"].as<std::size_t>();
     if (auto ok = validate(o); !ok) return usage_error<app_config>("", ok.error().detail);

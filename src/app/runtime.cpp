@@ -198,6 +198,7 @@ void runtime::start() {
         if (s) s->start();
     if (orchestrator_ && cfg_.throughput_interval.count() > 0) start_throughput_reporter();
     if (orchestrator_) orchestrator_->start_outbox_drainer(*workers_.front());
+    if (orchestrator_) orchestrator_->start_admission_probes();
     if (orchestrator_ && cfg_.ready_interval.count() > 0) orchestrator_->start_readiness_probe(*workers_.front(), cfg_.ready_interval);
     // Real-time workers of one priority do not share a core by time slices: with more workers
     // than CPUs, one would wait for another's whole busy period. Then they stay fair-scheduled.
@@ -271,6 +272,7 @@ void runtime::shutdown() {
             if (s) drain(*s);
         if (orchestrator_) {
             orchestrator_->stop_readiness_probe();
+            orchestrator_->stop_admission_probes();
             orchestrator_->stop_outbox_drainer();
             orchestrator_->stop_state();
         }

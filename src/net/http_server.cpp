@@ -203,6 +203,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             closing = true;
             break;
         }
+        if (ctx.after_response) co_await ctx.after_response();
     }
     if constexpr (!plain) {
         // close_notify, so the client can tell our end from a truncation; the peer's reply (or

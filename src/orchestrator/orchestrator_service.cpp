@@ -28,12 +28,14 @@ orchestrator_service::orchestrator_service(std::span<asio::io_context* const> wo
     : cfg_(checked(cfg)),
       urls_(urls),
       log_(log),
+      workers_(workers.begin(), workers.end()),
       upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log, affinity),
       clients_(upstreams_.clients()),
       state_(cfg_.state_url.empty() ? nullptr : std::make_unique<pg_member_log>(workers, cfg_.state_url, log)),
       writes_(cfg_, clients_, log, state_.get()),
       pipeline_(clients_, writes_, cfg_),
-      handler_(pipeline_, cfg_, log, workers.size()) {}
+      admission_(cfg_.admission, workers.size()),
+      handler_(pipeline_, admission_, cfg_, log, workers.size()) {}
 
 orchestrator_service::~orchestrator_service() = default;
 
@@ -81,6 +83,43 @@ asio::awaitable<void> probe_loop(std::shared_ptr<orchestrator_service::probe_sta
     }
 }
 }  // namespace
+
+struct orchestrator_service::delay_probes {
+    std::atomic<bool> stopped{false};
+    std::vector<std::unique_ptr<asio::steady_timer>> timers;
+};
+
+namespace {
+// How late a timer fires is how long this worker's event loop takes to reach a new completion:
+// the queueing delay every hop of every request served here waits for.
+asio::awaitable<void> delay_probe(std::shared_ptr<orchestrator_service::delay_probes> st, asio::steady_timer& timer,
+                                  adaptive_limit& limit, std::size_t worker) {
+    constexpr auto period = std::chrono::milliseconds(5);
+    while (!st->stopped.load(std::memory_order_relaxed)) {
+        const auto due = std::chrono::steady_clock::now() + period;
+        timer.expires_at(due);
+        auto [ec] = co_await timer.async_wait(nothrow);
+        if (ec || st->stopped.load(std::memory_order_relaxed)) break;
+        const auto now = std::chrono::steady_clock::now();
+        limit.observe(worker, std::chrono::duration_cast<std::chrono::microseconds>(now - due), now);
+    }
+}
+}  // namespace
+
+void orchestrator_service::start_admission_probes() {
+    if (!cfg_.admission.adaptive || delay_probes_) return;
+    delay_probes_ = std::make_shared<delay_probes>();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        delay_probes_->timers.push_back(std::make_unique<asio::steady_timer>(*workers_[i]));
+        asio::co_spawn(*workers_[i], delay_probe(delay_probes_, *delay_probes_->timers.back(), admission_, i), asio::detached);
+    }
+}
+
+void orchestrator_service::stop_admission_probes() {
+    if (!delay_probes_) return;
+    delay_probes_->stopped.store(true, std::memory_order_relaxed);
+    for (auto& t : delay_probes_->timers) asio::post(t->get_executor(), [st = delay_probes_, tp = t.get()] { tp->cancel(); });
+}
 
 void orchestrator_service::start_readiness_probe(asio::io_context& ctx, std::chrono::milliseconds interval) {
     probe_ = std::make_shared<probe_state>(ctx, interval);

@@ -205,7 +205,7 @@ TEST_CASE("above max in-flight the orchestrator answers 503 with Retry-After at 
     raw_peer md(raw_peer::mode::hang);
     test_app app(all_but_member_data, [&](app_config& c) {
         c.orchestrator.member_data_url = md.url();
-        c.orchestrator.max_in_flight = 1;
+        c.orchestrator.admission.max_in_flight = 1;
         c.orchestrator.upstream.timeout = std::chrono::milliseconds(1500);
         c.orchestrator.retry.max_attempts = 1;
     });

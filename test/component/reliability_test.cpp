@@ -160,7 +160,7 @@ TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted
     }));
     test_app app(without(role::prediction), [&](app_config& c) {
         c.orchestrator.prediction_url = pred->url();
-        c.orchestrator.max_in_flight = 8;
+        c.orchestrator.admission.max_in_flight = 8;
     });
     asio::io_context ctx;
     std::vector<unsigned> statuses;

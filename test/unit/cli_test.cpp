@@ -70,7 +70,7 @@ TEST_CASE("values at the ends of a range are accepted and stored", "[unit]") {
     REQUIRE(cmd.config);
     CHECK(cmd.config->orchestrator_port == 65535);
     CHECK(cmd.config->threads == 256);
-    CHECK(cmd.config->orchestrator.max_in_flight == 1);
+    CHECK(cmd.config->orchestrator.admission.max_in_flight == 1);
     CHECK(cmd.config->orchestrator.retry.budget_ratio == 1.0);
     CHECK(cmd.config->sched_slice.count() == 0);
     CHECK(cmd.config->orchestrator.upstream.timeout.count() == 86'400'000);
@@ -170,7 +170,7 @@ TEST_CASE("precedence is command line, then environment, then config file, then 
     REQUIRE(cmd.config);
     CHECK(cmd.config->threads == 5);                               // flag over env and file
     CHECK(cmd.config->orchestrator.upstream.max_idle == 8);        // env over file
-    CHECK(cmd.config->orchestrator.max_in_flight == 11);           // file over default
+    CHECK(cmd.config->orchestrator.admission.max_in_flight == 11);           // file over default
     CHECK(cmd.config->orchestrator.upstream.timeout.count() == 2000);  // default
     CHECK(cmd.config->has(role::orchestrator));                    // the flag replaces the file's roles,
     CHECK_FALSE(cmd.config->has(role::prediction));                // they are not added up

@@ -23,6 +23,9 @@ struct request_context {
     trace_context trace;     // from traceparent, or a new trace
     std::size_t worker = 0;  // index of the io_context (thread) serving this connection
     std::string client{};    // the authenticated caller's name, set by the router's guard; empty: none
+    // Set by a handler: the listener awaits it after the answer was written, before it reads the
+    // connection's next request (the offer route parks a connection it shed; see offer_handler).
+    std::function<asio::awaitable<void>()> after_response{};
 };
 
 using handler = std::function<asio::awaitable<response>(request_context&)>;

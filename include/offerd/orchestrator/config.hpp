@@ -10,6 +10,7 @@
 #include "offerd/domain/errors.hpp"
 #include "offerd/domain/timestamp.hpp"
 #include "offerd/net/http_client.hpp"
+#include "offerd/orchestrator/admission.hpp"
 #include "offerd/orchestrator/resilience.hpp"
 
 namespace offerd {
@@ -46,7 +47,7 @@ struct orchestrator_config {
     member_cache_config members;   // warm members
     std::chrono::milliseconds request_deadline{5'000};
     std::optional<micros> now;     // fixed "now" for DAYS_SINCE (replays); unset: the system clock
-    std::size_t max_in_flight = 4'096;  // admission control: beyond it, 503 + Retry-After
+    admission_config admission;    // offer requests admitted: adaptive limit under a hard cap, beyond it 503 + Retry-After
     // Cluster mode: the PostgreSQL holding every member's accepted transactions (a libpq URL,
     // postgresql://user@host:port/db). Empty: everything stays in this process.
     std::string state_url;

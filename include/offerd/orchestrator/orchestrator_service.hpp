@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "offerd/net/router.hpp"
 #include "offerd/net/url.hpp"
@@ -40,6 +41,11 @@ public:
     void start_readiness_probe(asio::io_context& ctx, std::chrono::milliseconds interval);
     void stop_readiness_probe();
 
+    // Admission: a timer per worker measures its event loop's queueing delay every 5 ms and feeds
+    // the adaptive limit (admission.hpp). Without them the limit stays at --max-in-flight.
+    void start_admission_probes();
+    void stop_admission_probes();
+
     // The outbox drainer (see write_path).
     void start_outbox_drainer(asio::io_context& ctx) { writes_.start_drainer(ctx); }
     void stop_outbox_drainer() { writes_.stop_drainer(); }
@@ -50,6 +56,7 @@ public:
     const outbox& pending_writes() const noexcept { return writes_.pending_writes(); }
 
     struct probe_state;
+    struct delay_probes;
 
     pipeline_metrics& metrics() noexcept { return handler_.metrics(); }
     std::size_t in_flight() const noexcept { return handler_.in_flight(); }
@@ -63,11 +70,14 @@ private:
     orchestrator_urls urls_;
     logger& log_;
     std::shared_ptr<probe_state> probe_;
+    std::vector<asio::io_context*> workers_;
+    std::shared_ptr<delay_probes> delay_probes_;
     upstreams upstreams_;
     offer_clients clients_;
     std::unique_ptr<member_log> state_;  // cluster mode (cfg.state_url), else null
     write_path writes_;
     offer_pipeline pipeline_;
+    adaptive_limit admission_;
     offer_handler handler_;
 };
 

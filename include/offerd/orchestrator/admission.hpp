@@ -1,0 +1,69 @@
+// Admission control for the offer route: an adaptive concurrency limit driven by this process's
+// own queueing delay.
+//
+// The signal is CoDel's: each worker thread measures how late a short periodic timer fires (the
+// time its event loop needs to reach a new completion, which every request's every hop waits
+// for). A *minimum* delay above the target over a whole interval is a standing queue, not a
+// burst: the limit shrinks multiplicatively. When the limit refused work in an interval whose
+// queues stayed short, it grows additively (AIMD). A slow upstream adds latency but no queueing
+// delay here, so it never lowers the limit (the concurrency it needs is kept); a saturated CPU
+// does. Pure: the clock and the delay samples come from the caller.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+namespace offerd {
+
+struct admission_config {
+    std::size_t max_in_flight = 4'096;           // hard cap; the adaptive limit never exceeds it
+    bool adaptive = true;                         // false: only the hard cap
+    // The limit starts at the cap: a burst that the process can serve is never refused; the first
+    // standing queue brings it down within a few intervals.
+    std::size_t min_limit = 16;                   // the limit never goes below (a busy process still serves)
+    std::chrono::microseconds target{2'000};      // standing queueing delay that shrinks the limit
+    std::chrono::milliseconds interval{100};      // the window the minimum delay is taken over
+};
+
+class adaptive_limit {
+public:
+    using clock = std::chrono::steady_clock;
+
+    adaptive_limit(const admission_config& cfg, std::size_t workers, clock::time_point now = clock::now());
+
+    // Takes a slot when fewer than limit() are in use; false: answer 503 (and count it).
+    bool try_acquire() noexcept;
+    void release() noexcept { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
+    // One queueing-delay sample of worker `worker`'s event loop. Rolls the interval when due.
+    void observe(std::size_t worker, std::chrono::microseconds delay, clock::time_point now = clock::now());
+
+    std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
+    std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+    std::uint64_t shed() const noexcept { return shed_.load(std::memory_order_relaxed); }
+    std::uint64_t decreases() const noexcept { return decreases_.load(std::memory_order_relaxed); }
+    std::uint64_t increases() const noexcept { return increases_.load(std::memory_order_relaxed); }
+    // The largest of the workers' minimum delays in the last complete interval (µs).
+    std::int64_t last_delay_us() const noexcept { return last_delay_us_.load(std::memory_order_relaxed); }
+    bool adaptive() const noexcept { return cfg_.adaptive; }
+
+private:
+    void roll(clock::time_point now);
+
+    admission_config cfg_;
+    std::size_t workers_;
+    std::atomic<std::size_t> limit_;
+    std::atomic<std::size_t> in_flight_{0};
+    std::atomic<bool> refused_{false};  // the limit refused work in this interval
+    std::unique_ptr<std::atomic<std::int64_t>[]> min_us_;  // per worker, this interval; -1: no sample yet
+    std::atomic<std::int64_t> interval_end_;               // clock ticks
+    std::mutex roll_mu_;
+    std::atomic<std::uint64_t> shed_{0}, decreases_{0}, increases_{0};
+    std::atomic<std::int64_t> last_delay_us_{0};
+};
+
+}  // namespace offerd

@@ -1,0 +1,131 @@
+// The adaptive concurrency limit with injected delays and clock (built into component_tests: it
+// lives in offerd_core).
+#include <catch2/catch.hpp>
+
+#include "offerd/orchestrator/admission.hpp"
+
+using namespace offerd;
+using namespace std::chrono_literals;
+using clk = adaptive_limit::clock;
+
+namespace {
+admission_config cfg(std::size_t cap = 1000, std::size_t floor = 10) {
+    admission_config c;
+    c.max_in_flight = cap;
+    c.min_limit = floor;
+    c.target = 2ms;
+    c.interval = 100ms;
+    return c;
+}
+
+// `n` intervals in which every worker's delays are `delay` (a few samples each), from t.
+clk::time_point intervals(adaptive_limit& a, std::size_t workers, clk::time_point t, int n, std::chrono::microseconds delay) {
+    for (int i = 0; i < n; ++i) {
+        for (int k = 0; k < 4; ++k)
+            for (std::size_t w = 0; w < workers; ++w) a.observe(w, delay + std::chrono::microseconds(k * 100), t + k * 20ms);
+        t += 100ms;
+        a.observe(0, delay, t);  // the sample that rolls the interval
+    }
+    return t;
+}
+
+std::size_t hold(adaptive_limit& a, std::size_t n) {  // acquires up to n slots; how many it got
+    std::size_t got = 0;
+    while (got < n && a.try_acquire()) ++got;
+    return got;
+}
+}  // namespace
+
+TEST_CASE("admission: the limit starts at the cap and refuses beyond it", "[unit][admission]") {
+    const auto t0 = clk::now();
+    adaptive_limit a(cfg(5), 1, t0);
+    CHECK(a.limit() == 5);
+    CHECK(hold(a, 10) == 5);
+    CHECK(a.shed() == 1);  // the sixth attempt, then hold() stopped
+    a.release();
+    CHECK(a.try_acquire());
+    CHECK_FALSE(a.try_acquire());
+    CHECK(a.in_flight() == 5);
+}
+
+TEST_CASE("admission: a standing queue shrinks the limit to what is in use, then below", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(cfg(1000), 2, t);
+    REQUIRE(hold(a, 200) == 200);
+    t = intervals(a, 2, t, 1, 8ms);  // 4x the target: the largest step, halving
+    CHECK(a.limit() == 100);         // from the 200 in use, not from the cap
+    CHECK(a.decreases() == 1);
+    CHECK(a.last_delay_us() == 8000);
+    t = intervals(a, 2, t, 1, 2100us);  // a little over: the smallest step (10%)
+    CHECK(a.limit() == 90);
+    t = intervals(a, 2, t, 50, 20ms);  // never below the floor
+    CHECK(a.limit() == 10);
+    CHECK_FALSE(a.try_acquire());  // 200 held, limit 10
+}
+
+TEST_CASE("admission: bursts do not count, a standing queue does (the minimum over the interval decides)", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(cfg(1000), 1, t);
+    hold(a, 100);
+    for (int k = 0; k < 10; ++k) a.observe(0, k == 3 ? 50ms : 100us, t + k * 10ms);  // one 50 ms spike
+    t += 100ms;
+    a.observe(0, 100us, t);
+    CHECK(a.limit() == 1000);
+    CHECK(a.decreases() == 0);
+}
+
+TEST_CASE("admission: the busiest worker decides", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(cfg(1000), 2, t);
+    hold(a, 100);
+    for (int k = 0; k < 5; ++k) {
+        a.observe(0, 50us, t + k * 20ms);
+        a.observe(1, 6ms, t + k * 20ms);  // worker 1 saturated
+    }
+    t += 100ms;
+    a.observe(0, 50us, t);
+    CHECK(a.limit() < 100);
+    CHECK(a.last_delay_us() == 6000);
+}
+
+TEST_CASE("admission: it grows only when it refused work and queues stayed short", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(cfg(1000), 1, t);
+    hold(a, 100);
+    t = intervals(a, 1, t, 1, 8ms);
+    REQUIRE(a.limit() == 50);
+    // Short queues but nothing refused (the load is below the limit): no growth.
+    t = intervals(a, 1, t, 5, 200us);
+    CHECK(a.limit() == 50);
+    CHECK(a.increases() == 0);
+    // Refused work with short queues: grows by a sixteenth (at least one) per interval.
+    for (int i = 0; i < 5; ++i) {
+        CHECK_FALSE(a.try_acquire());
+        t = intervals(a, 1, t, 1, 200us);
+    }
+    CHECK(a.increases() == 5);
+    CHECK(a.limit() == 50 + 3 + 3 + 3 + 3 + 3);  // 50/16 = 3 each time until 64
+    // ... never beyond the cap.
+    adaptive_limit capped(cfg(20, 10), 1, t);
+    hold(capped, 20);
+    CHECK_FALSE(capped.try_acquire());
+    intervals(capped, 1, t, 3, 100us);
+    CHECK(capped.limit() == 20);
+}
+
+TEST_CASE("admission: an interval without samples changes nothing; disabled, it is only the cap", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(cfg(1000), 1, t);
+    hold(a, 10);
+    a.observe(0, 9ms, t + 500ms);  // the first sample after a quiet spell rolls an empty interval
+    CHECK(a.limit() == 1000);
+    CHECK(a.decreases() == 0);
+    admission_config off = cfg(30);
+    off.adaptive = false;
+    adaptive_limit b(off, 1, t);
+    hold(b, 30);
+    intervals(b, 1, t, 10, 50ms);
+    CHECK(b.limit() == 30);
+    CHECK(b.decreases() == 0);
+    CHECK_FALSE(b.try_acquire());
+}
