@@ -426,6 +426,8 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
         ("max-in-flight", ranged<std::size_t>(1, 10'000'000)->default_value(d.orchestrator.admission.max_in_flight), "offer requests in progress before answering 503 (the hard cap of the adaptive limit)")
         ("admission-target-us", ranged<long>(0, 1'000'000)->default_value(d.orchestrator.admission.target.count()),
          "adaptive concurrency: when the event loops' queueing delay stays above this for a whole 100 ms, fewer offer requests are admitted (the excess is answered 503 at once); 0: only --max-in-flight")
+        ("admission-min-limit", ranged<std::size_t>(1, 10'000'000)->default_value(d.orchestrator.admission.min_limit),
+         "the adaptive limit never admits fewer offer requests at once than this (capped by --max-in-flight): a slow or shared machine lags at any load, and that is not overload")
         ("max-connections", ranged<std::size_t>(1, 10'000'000)->default_value(d.limits.max_connections), "open connections per listener")
         ("idle-timeout-ms", ranged<long>(1, max_ms)->default_value(d.limits.idle_timeout.count()), "keep-alive idle timeout")
         ("header-timeout-ms", ranged<long>(1, max_ms)->default_value(d.limits.header_timeout.count()), "time allowed to send request headers")
@@ -509,6 +511,7 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
     o.upstream.max_idle = vm["pool-size"].as<std::size_t>();
     o.admission.max_in_flight = vm["max-in-flight"].as<std::size_t>();
     o.admission.target = std::chrono::microseconds(vm["admission-target-us"].as<long>());
+    o.admission.min_limit = vm["admission-min-limit"].as<std::size_t>();
     o.admission.adaptive = o.admission.target.count() > 0;
     c.limits.max_connections = vm["max-connections"].as<std::size_t>();
     o.members.max_transactions = vm["member-cache-transactions"].as<std::size_t>();

@@ -128,8 +128,12 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     // On TLS the handshake started that clock (serve_tls).
     if constexpr (plain) c->stream.expires_after(lim.header_timeout);
     bool closing = false;  // the answer said Connection: close and was written
+    std::shared_ptr<void> carry;  // request_context::carry
     for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
+            // What a handler carried over is for a request already sent (a client retrying at
+            // once); one that has not arrived is not waited for with it.
+            if (beast::error_code aec; carry && c->stream.socket().available(aec) == 0) carry.reset();
             if (s->stopping.load(std::memory_order_relaxed)) break;
             // Wait for the next request's first bytes. Only this wait is cancelled by stop(): a
             // request that has started arriving is read and answered.
@@ -180,7 +184,9 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             const auto tp = req.find("traceparent");
             ctx.trace = parse_traceparent(tp == req.end() ? std::string_view{} : std::string_view(tp->value()));
         }
+        ctx.carry = &carry;
         response res = co_await s->routes->dispatch(ctx);
+        carry.reset();  // a handler that wanted it took it
         res.version(req.version());
         res.set(request_id_header, ctx.request_id);
         res.set(http::field::date, http_date());

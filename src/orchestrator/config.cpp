@@ -31,6 +31,7 @@ result<std::monostate> validate(const orchestrator_config& c) {
                      ms_range("outbox retry_max", c.outbox.retry_max, c.outbox.retry_min.count(), day),
                      out_of_range<std::size_t>("--max-in-flight", c.admission.max_in_flight, 1, 10'000'000),
                      out_of_range<std::int64_t>("--admission-target-us", c.admission.target.count(), 0, 1'000'000),
+                     out_of_range<std::size_t>("--admission-min-limit", c.admission.min_limit, 1, 10'000'000),
                      ms_range("admission interval", c.admission.interval, 1, day),
                      out_of_range<std::size_t>("--pool-size", c.upstream.max_idle, 0, 100'000),
                      out_of_range<std::size_t>("--member-cache-transactions", c.members.max_transactions, 0, 1'000'000'000),

@@ -3,8 +3,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
+#include <mutex>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "offerd/codec/json_writer.hpp"
 #include "offerd/codec/wire.hpp"
@@ -41,26 +44,90 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
 
 }  // namespace
 
+// The parked connections (FIFO) and the hand-over of freed slots to them.
+struct offer_handler::parking {
+    struct waiter {
+        explicit waiter(const asio::any_io_executor& ex) : timer(ex, std::chrono::seconds(1)) {}
+        asio::steady_timer timer;
+        bool handed = false;  // under mu: a freed slot passed to this connection
+    };
+    explicit parking(adaptive_limit& l) : limit(&l) {}
+
+    // A slot is free: the longest-parked connection gets it (in flight unchanged), else the
+    // limit (also when the limit shrank below what is in flight: the slot is not ours to pass).
+    void release() {
+        std::shared_ptr<waiter> w;
+        {
+            const std::lock_guard lock(mu);
+            if (!limit) return;
+            if (queue.empty() || limit->in_flight() > limit->limit()) {
+                limit->release();
+                return;
+            }
+            w = std::move(queue.front());
+            queue.pop_front();
+            queued.fetch_sub(1, std::memory_order_relaxed);
+            w->handed = true;
+            handed_over.fetch_add(1, std::memory_order_relaxed);
+        }
+        // The timer belongs to its connection's worker: cancel it there.
+        asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    }
+
+    std::mutex mu;
+    adaptive_limit* limit;  // null once the handler is gone
+    std::deque<std::shared_ptr<waiter>> queue;
+    std::atomic<std::size_t> queued{0};
+    std::atomic<std::uint64_t> handed_over{0};
+};
+
+// A slot handed to a parked connection, held in its carry until its next offer request takes it
+// over; the connection ending or sending something else passes it on.
+struct offer_handler::handed_slot {
+    explicit handed_slot(std::shared_ptr<parking> p) : p(std::move(p)) {}
+    handed_slot(const handed_slot&) = delete;
+    handed_slot& operator=(const handed_slot&) = delete;
+    ~handed_slot() {
+        if (armed) p->release();
+    }
+    std::shared_ptr<parking> p;
+    bool armed = true;
+};
+
+offer_handler::offer_handler(offer_pipeline& pipeline, adaptive_limit& admission, const orchestrator_config& cfg, logger& log, std::size_t workers)
+    : pipeline_(pipeline), admission_(admission), cfg_(cfg), log_(log), metrics_(workers), parking_(std::make_shared<parking>(admission)) {}
+
+offer_handler::~offer_handler() {
+    // Parked connections wake within their second and find no queue; slots still handed out are
+    // released into nothing (the limit may be gone too).
+    const std::lock_guard lock(parking_->mu);
+    parking_->limit = nullptr;
+    parking_->queue.clear();
+    parking_->queued.store(0, std::memory_order_relaxed);
+}
+
 asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     const auto started = std::chrono::steady_clock::now();
+    // A slot freed while this connection was parked was handed to it: this request is admitted
+    // without racing the newcomers that took every freed slot before the hand-over existed.
+    const bool handed = ctx.carry && *ctx.carry;
+    if (handed) std::static_pointer_cast<handed_slot>(std::exchange(*ctx.carry, nullptr))->armed = false;
     // Shedding must cost far less than serving: no parsing, and at most one log event a second
     // (saying how many were shed since the last one), never one per refused request.
-    if (!admission_.try_acquire()) {
+    if (!handed && !admission_.try_acquire()) {
         note_shed(started);
-        // The 503 goes out at once; the connection's next request is read when a slot frees or
-        // after the Retry-After second. A client that ignores Retry-After and sends again at once
-        // would otherwise turn the excess into a flood of 503s that starves the admitted requests
-        // (measured: at 1024 connections 39k 503/s and 300 offers/s); parked, it waits its turn.
-        ctx.after_response = [this] { return park(); };
+        // The 503 goes out at once; the connection's next request is read when a slot frees (and
+        // is then handed that slot) or after the Retry-After second. A client that ignores
+        // Retry-After and sends again at once would otherwise turn the excess into a flood of
+        // 503s that starves the admitted requests (measured: at 1024 connections 39k 503/s and
+        // 300 offers/s); parked, it waits its turn.
+        ctx.after_response = [p = parking_, carry = ctx.carry] { return park(p, carry); };
         co_return failure_response(fail(errc::overloaded, {}));
     }
     struct slot_guard {
-        offer_handler& h;
-        ~slot_guard() {
-            h.admission_.release();
-            h.wake_one();
-        }
-    } guard{*this};
+        parking& p;
+        ~slot_guard() { p.release(); }
+    } guard{*parking_};
 
     auto parsed = decode_transaction(ctx.req.body());
     if (!parsed) {
@@ -114,35 +181,31 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     co_return res;
 }
 
-asio::awaitable<void> offer_handler::park() {
-    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, std::chrono::seconds(1));
+asio::awaitable<void> offer_handler::park(std::shared_ptr<parking> p, std::shared_ptr<void>* carry) {
+    auto w = std::make_shared<parking::waiter>(co_await asio::this_coro::executor);
     {
-        const std::lock_guard lock(parked_mu_);
-        parked_.push_back(timer);
-        parked_count_.fetch_add(1, std::memory_order_relaxed);
+        const std::lock_guard lock(p->mu);
+        if (!p->limit) co_return;  // the handler is gone
+        p->queue.push_back(w);
+        p->queued.fetch_add(1, std::memory_order_relaxed);
     }
-    auto [ec] = co_await timer->async_wait(nothrow);
-    if (!ec) {  // a second passed: leave the queue
-        const std::lock_guard lock(parked_mu_);
-        if (const auto it = std::find(parked_.begin(), parked_.end(), timer); it != parked_.end()) {
-            parked_.erase(it);
-            parked_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
-    }
-}
-
-void offer_handler::wake_one() {
-    if (parked_count_.load(std::memory_order_relaxed) == 0) return;
-    std::shared_ptr<asio::steady_timer> t;
+    auto [ec] = co_await w->timer.async_wait(nothrow);
+    (void)ec;  // woken or a second passed: the flag says which, decided under the lock
+    bool handed = false;
     {
-        const std::lock_guard lock(parked_mu_);
-        if (parked_.empty()) return;
-        t = std::move(parked_.front());
-        parked_.pop_front();
-        parked_count_.fetch_sub(1, std::memory_order_relaxed);
+        const std::lock_guard lock(p->mu);
+        handed = w->handed;
+        if (!handed)
+            if (const auto it = std::find(p->queue.begin(), p->queue.end(), w); it != p->queue.end()) {
+                p->queue.erase(it);
+                p->queued.fetch_sub(1, std::memory_order_relaxed);
+            }
     }
-    // The timer belongs to its connection's worker: cancel it there.
-    asio::post(t->get_executor(), [t] { t->cancel(); });
+    if (!handed) co_return;
+    if (carry)
+        *carry = std::make_shared<handed_slot>(p);
+    else
+        p->release();
 }
 
 void offer_handler::note_shed(std::chrono::steady_clock::time_point now) {
@@ -170,6 +233,10 @@ void offer_handler::write_metrics(std::string& out) const {
     write_sample(out, "offerd_admission_limit", {}, static_cast<double>(admission_.limit()));
     write_metric_header(out, "offerd_admission_shed_total", "counter", "Offer requests answered 503 because the limit was reached.");
     write_sample(out, "offerd_admission_shed_total", {}, static_cast<double>(admission_.shed()));
+    write_metric_header(out, "offerd_admission_handed_over_total", "counter", "Freed slots handed to a connection that had been answered 503 and was waiting (its next request is admitted).");
+    write_sample(out, "offerd_admission_handed_over_total", {}, static_cast<double>(parking_->handed_over.load(std::memory_order_relaxed)));
+    write_metric_header(out, "offerd_admission_parked", "gauge", "Connections answered 503 whose next request waits for a freed slot or the Retry-After second.");
+    write_sample(out, "offerd_admission_parked", {}, static_cast<double>(parking_->queued.load(std::memory_order_relaxed)));
     write_metric_header(out, "offerd_admission_limit_changes_total", "counter", "Changes of the adaptive limit, by direction.");
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"down\"", static_cast<double>(admission_.decreases()));
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"up\"", static_cast<double>(admission_.increases()));

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <thread>
 
 #include "offerd/store/history_store.hpp"
@@ -184,4 +185,85 @@ TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted
     CHECK(refused >= 1);
     for (std::size_t i = 0; i < statuses.size(); ++i)
         CHECK(took[i] < std::chrono::milliseconds(statuses[i] == 200 ? 3000 : 1000));
+}
+
+namespace {
+// One sample of an unlabelled metric in a Prometheus text scrape; -1 when absent.
+double sample_of(const std::string& scrape, const std::string& name) {
+    const auto at = scrape.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(scrape.substr(at + name.size() + 2));
+}
+
+std::size_t resident_kib() {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+    return 0;
+}
+}  // namespace
+
+TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to the parked connections, and recovers", "[component]") {
+    // Every prediction takes 100 ms without blocking the fake's thread; 4 offer requests are
+    // admitted at once. 80 connections send 3 requests each, the next at once after every answer
+    // (a client that ignores Retry-After): at most 4 are served at a time, the rest are shed.
+    std::unique_ptr<fake_upstream> pred;
+    pred = std::make_unique<fake_upstream>(fake_upstream::async_function([&pred](const request&) -> asio::awaitable<response> {
+        asio::steady_timer pause(pred->context(), std::chrono::milliseconds(100));
+        co_await pause.async_wait(nothrow);
+        co_return json_response(http::status::ok, R"({"prediction":1})");
+    }));
+    test_app app(without(role::prediction), [&](app_config& c) {
+        c.orchestrator.prediction_url = pred->url();
+        c.orchestrator.admission.max_in_flight = 4;  // below --admission-min-limit: the limit is 4
+    });
+    const auto port = app.port(role::orchestrator);
+    const std::size_t rss_before = resident_kib();
+    constexpr int connections = 80, per_connection = 3;
+    struct answer {
+        unsigned status;
+        bool first;  // the connection's first request: no parking before it
+        bool retry_after;
+        std::chrono::milliseconds took;
+    };
+    std::vector<answer> answers;
+    asio::io_context ctx;
+    for (int i = 0; i < connections; ++i) {
+        asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
+            http_client client(ctx.get_executor(), url{"127.0.0.1", port, ""}, client_limits{});
+            for (int k = 0; k < per_connection; ++k) {
+                const auto start = std::chrono::steady_clock::now();
+                const std::string body = txn_body("OV" + std::to_string(i) + "-" + std::to_string(k));
+                auto res = co_await client.send(http::verb::post, "/member/offer", body, call_options{{}, deadline::after(std::chrono::seconds(20)), {}, {}});
+                const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+                answers.push_back({res ? res->result_int() : 0u, k == 0, res && res->find(http::field::retry_after) != res->end(), took});
+            }
+        }, asio::detached);
+    }
+    ctx.run_for(std::chrono::seconds(60));
+    REQUIRE(answers.size() == connections * per_connection);
+    std::size_t ok = 0, shed = 0;
+    for (const auto& a : answers) {
+        INFO("status " << a.status << " after " << a.took.count() << " ms");
+        CHECK((a.status == 200 || a.status == 503));
+        if (a.status == 200) ++ok;
+        if (a.status != 503) continue;
+        ++shed;
+        CHECK(a.retry_after);
+        // A refusal is not queued behind the admitted work: the first request of a connection
+        // is refused before any prediction (100 ms) could have ended.
+        if (a.first) CHECK(a.took < std::chrono::milliseconds(1000));
+    }
+    CHECK(ok >= 4);
+    CHECK(shed >= 1);
+    // Parked connections leave the queue within their Retry-After second.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const auto scrape = get(port, "/metrics").body;
+    CHECK(sample_of(scrape, "offerd_admission_shed_total") == static_cast<double>(shed));
+    CHECK(sample_of(scrape, "offerd_admission_handed_over_total") >= 1.0);
+    CHECK(sample_of(scrape, "offerd_admission_parked") == 0.0);
+    CHECK(sample_of(scrape, "offerd_in_flight_requests") == 0.0);
+    // 240 requests and their connections leave no memory behind worth the name.
+    CHECK(resident_kib() < rss_before + 256 * 1024);
+    // And it serves normally afterwards.
+    CHECK(post(port, "/member/offer", txn_body("OV-after")).status == 200);
 }

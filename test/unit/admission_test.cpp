@@ -129,3 +129,22 @@ TEST_CASE("admission: an interval without samples changes nothing; disabled, it 
     CHECK(b.decreases() == 0);
     CHECK_FALSE(b.try_acquire());
 }
+
+TEST_CASE("admission: by default a lagging machine keeps 128 admitted, and a cap below the floor is the limit", "[unit][admission]") {
+    auto t = clk::now();
+    admission_config lagging;  // the defaults: a 2 ms target, a floor of 128
+    adaptive_limit a(lagging, 2, t);
+    REQUIRE(hold(a, 300) == 300);
+    t = intervals(a, 2, t, 30, 50ms);  // a sanitizer's or a busy machine's lag, for 3 s
+    CHECK(a.limit() == 128);
+    for (int i = 0; i < 300; ++i) a.release();
+    CHECK(hold(a, 200) == 128);  // 100 concurrent requests of a test are never shed
+
+    admission_config small;
+    small.max_in_flight = 8;  // below the floor: the floor is the cap, nothing to shrink
+    adaptive_limit b(small, 1, t);
+    REQUIRE(hold(b, 8) == 8);
+    intervals(b, 1, t, 10, 50ms);
+    CHECK(b.limit() == 8);
+    CHECK(b.decreases() == 0);
+}

@@ -44,7 +44,7 @@ TEST_CASE("a negative port is refused with the valid range instead of wrapping t
 }
 
 TEST_CASE("negative sizes are refused for every unsigned serve flag", "[unit]") {
-    for (const char* flag : {"--max-in-flight", "--pool-size", "--max-connections", "--threads", "--rate-burst"}) {
+    for (const char* flag : {"--max-in-flight", "--admission-min-limit", "--pool-size", "--max-connections", "--threads", "--rate-burst"}) {
         INFO(flag);
         const auto msg = refusal(parse_serve_command({flag, "-1"}, no_env()));
         CHECK(msg.find(std::string(flag) + ": must be ") != std::string::npos);
@@ -64,13 +64,14 @@ TEST_CASE("a flag wins over its environment variable, which is then not checked"
 }
 
 TEST_CASE("values at the ends of a range are accepted and stored", "[unit]") {
-    auto cmd = parse_serve_command({"--orchestrator-port", "65535", "--threads", "256", "--max-in-flight", "1", "--retry-budget", "1",
+    auto cmd = parse_serve_command({"--orchestrator-port", "65535", "--threads", "256", "--max-in-flight", "1", "--admission-min-limit", "1", "--retry-budget", "1",
                                     "--sched-slice-us", "0", "--upstream-timeout-ms", "86400000"},
                                    no_env());
     REQUIRE(cmd.config);
     CHECK(cmd.config->orchestrator_port == 65535);
     CHECK(cmd.config->threads == 256);
     CHECK(cmd.config->orchestrator.admission.max_in_flight == 1);
+    CHECK(cmd.config->orchestrator.admission.min_limit == 1);
     CHECK(cmd.config->orchestrator.retry.budget_ratio == 1.0);
     CHECK(cmd.config->sched_slice.count() == 0);
     CHECK(cmd.config->orchestrator.upstream.timeout.count() == 86'400'000);

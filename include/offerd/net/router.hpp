@@ -26,6 +26,11 @@ struct request_context {
     // Set by a handler: the listener awaits it after the answer was written, before it reads the
     // connection's next request (the offer route parks a connection it shed; see offer_handler).
     std::function<asio::awaitable<void>()> after_response{};
+    // State a handler keeps on the connection from one request to the next (the offer route: a
+    // request slot handed to a connection it parked). Owned by the listener's connection loop,
+    // which drops it after every dispatch and whenever the next request has not arrived yet, so
+    // nothing is held for an idle connection. Null outside a listener.
+    std::shared_ptr<void>* carry = nullptr;
 };
 
 using handler = std::function<asio::awaitable<response>(request_context&)>;

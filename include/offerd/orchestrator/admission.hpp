@@ -24,7 +24,12 @@ struct admission_config {
     bool adaptive = true;                         // false: only the hard cap
     // The limit starts at the cap: a burst that the process can serve is never refused; the first
     // standing queue brings it down within a few intervals.
-    std::size_t min_limit = 16;                   // the limit never goes below (a busy process still serves)
+    // The limit never goes below this (nor above max_in_flight). A fixed queueing-delay target
+    // cannot tell overload from a slow machine: under a sanitizer, or beside a compiler, the
+    // event loops lag at any load, and without a floor a 64-connection run fell from 2.9k to
+    // 1.4k offers/s at a limit of 16. 128 in flight is about 20 ms of work on two cores at 7k
+    // offers/s (Little's law), so the floor alone keeps the admitted p99 near the 50 ms.
+    std::size_t min_limit = 128;
     std::chrono::microseconds target{2'000};      // standing queueing delay that shrinks the limit
     std::chrono::milliseconds interval{100};      // the window the minimum delay is taken over
 };

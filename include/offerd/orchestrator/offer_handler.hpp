@@ -4,12 +4,9 @@
 
 #include <array>
 #include <atomic>
-#include <deque>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-
-#include <boost/asio/steady_timer.hpp>
 
 #include "offerd/net/router.hpp"
 #include "offerd/obs/metrics.hpp"
@@ -25,31 +22,34 @@ class logger;
 // Thread-safe: counters are relaxed atomics, pipeline_metrics has a slot per worker.
 class offer_handler {
 public:
-    offer_handler(offer_pipeline& pipeline, adaptive_limit& admission, const orchestrator_config& cfg, logger& log, std::size_t workers)
-        : pipeline_(pipeline), admission_(admission), cfg_(cfg), log_(log), metrics_(workers) {}
+    offer_handler(offer_pipeline& pipeline, adaptive_limit& admission, const orchestrator_config& cfg, logger& log, std::size_t workers);
+    ~offer_handler();
+    offer_handler(const offer_handler&) = delete;
+    offer_handler& operator=(const offer_handler&) = delete;
 
     asio::awaitable<response> operator()(request_context& ctx);
 
     pipeline_metrics& metrics() noexcept { return metrics_; }
     std::size_t in_flight() const noexcept { return admission_.in_flight(); }
-    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_admission_*,
+    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_admission_* (handed-over
+    // slots and parked connections among them),
     // offerd_offers_total, offerd_offer_replays_total, offerd_history_skipped_total.
     void write_metrics(std::string& out) const;
 
 private:
+    struct parking;
+    struct handed_slot;
     void note_shed(std::chrono::steady_clock::time_point now);
-    asio::awaitable<void> park();
-    void wake_one();
+    static asio::awaitable<void> park(std::shared_ptr<parking> p, std::shared_ptr<void>* carry);
 
     offer_pipeline& pipeline_;
     adaptive_limit& admission_;
     const orchestrator_config& cfg_;
     logger& log_;
     pipeline_metrics metrics_;
-    // Connections shed and parked until a slot frees (FIFO) or a second passed (Retry-After).
-    std::mutex parked_mu_;
-    std::deque<std::shared_ptr<asio::steady_timer>> parked_;
-    std::atomic<std::size_t> parked_count_{0};
+    // Connections shed and parked until a slot frees (FIFO) or a second passed (Retry-After),
+    // shared with the slots handed to them, which a connection can hold past this handler.
+    std::shared_ptr<parking> parking_;
     std::atomic<std::int64_t> last_shed_log_{0};  // steady ticks of the last `overloaded` event
     std::atomic<std::uint64_t> shed_logged_{0};   // shed count at that event
     std::array<prom_histogram, step_count> step_seconds_;
