@@ -45,6 +45,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
         ~in_flight_guard() { n.fetch_sub(1, std::memory_order_relaxed); }
     } guard{in_flight_};
     if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= cfg_.max_in_flight) {
+        shed_.fetch_add(1, std::memory_order_relaxed);
         log_event(log_, log_level::warn, "overloaded", ctx.request_id, ctx.trace.trace_id).with("in_flight", static_cast<std::uint64_t>(in_flight_.load()));
         co_return failure_response(fail(errc::overloaded, {}));
     }
@@ -107,6 +108,8 @@ void offer_handler::write_metrics(std::string& out) const {
         step_seconds_[i].write(out, "offerd_pipeline_step_seconds", "step=\"" + std::string(to_string(static_cast<step>(i))) + "\"");
     write_metric_header(out, "offerd_in_flight_requests", "gauge", "Offer requests in progress.");
     write_sample(out, "offerd_in_flight_requests", {}, static_cast<double>(in_flight_.load()));
+    write_metric_header(out, "offerd_admission_shed_total", "counter", "Offer requests answered 503 because --max-in-flight were in progress.");
+    write_sample(out, "offerd_admission_shed_total", {}, static_cast<double>(shed_.load(std::memory_order_relaxed)));
     write_metric_header(out, "offerd_offers_total", "counter", "Offers answered (replays not counted), by offer.");
     write_sample(out, "offerd_offers_total", "offer=\"50% Discount\"", static_cast<double>(offers_[0].load()));
     write_sample(out, "offerd_offers_total", "offer=\"35% Bonus\"", static_cast<double>(offers_[1].load()));

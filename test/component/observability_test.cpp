@@ -1,6 +1,7 @@
 // /metrics, /ready and trace context over real listeners.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -23,6 +24,38 @@ double sample(const std::string& text, const std::string& prefix) {
     }
     return -1;
 }
+
+// The metric names a scrape declares (# TYPE lines), with a histogram's _bucket/_sum/_count.
+// Checks on the way that the exposition is grouped: every sample belongs to the family of the
+// TYPE line before it, and no family is declared twice.
+std::set<std::string> exported_names(const std::string& text) {
+    std::set<std::string> families, names;
+    std::string family, type;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t eol = text.find('\n', at);
+        const std::string line = text.substr(at, eol - at);
+        at = eol == std::string::npos ? text.size() : eol + 1;
+        if (line.starts_with("# TYPE ")) {
+            const std::string rest = line.substr(7);
+            family = rest.substr(0, rest.find(' '));
+            type = rest.substr(rest.find(' ') + 1);
+            INFO(family);
+            CHECK(families.insert(family).second);
+            names.insert(family);
+            if (type == "histogram")
+                for (const char* suffix : {"_bucket", "_sum", "_count"}) names.insert(family + suffix);
+            continue;
+        }
+        if (line.empty() || line[0] == '#') continue;
+        const std::string name = line.substr(0, line.find_first_of("{ "));
+        INFO(line);
+        CHECK(names.count(name) == 1);
+        CHECK(name.starts_with(family));
+    }
+    return names;
+}
+
 }  // namespace
 
 TEST_CASE("every listener serves Prometheus metrics and the counters move with requests", "[component]") {
@@ -91,4 +124,57 @@ TEST_CASE("ready answers 200 when every upstream is healthy and 503 naming the o
     auto bad = get(degraded.port(role::orchestrator), "/ready");
     CHECK(bad.status == 503);
     CHECK(json::parse(bad.body).at("upstreams").at("offer-engine") == "down");
+}
+
+TEST_CASE("the server latency histogram on a real listener is labelled by route template and status class", "[component]") {
+    test_app app(all_roles);
+    const auto md = app.port(role::member_data), orch = app.port(role::orchestrator);
+    REQUIRE(get(md, "/member_data/HIST1").status == 404);
+    REQUIRE(post(orch, "/member/offer", txn_body("HIST1")).status == 200);
+    REQUIRE(post(orch, "/member/offer", "not json").status == 400);
+    REQUIRE(get(orch, "/no/such/path").status == 404);
+    const auto m = get(orch, "/metrics");
+    REQUIRE(m.status == 200);
+    const std::string h = "offerd_http_server_request_duration_seconds";
+    CHECK(m.body.find("# TYPE " + h + " histogram\n") != std::string::npos);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="POST",route="/member/offer",status_class="2xx"})") == 1);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="POST",route="/member/offer",status_class="4xx"})") == 1);
+    CHECK(sample(m.body, h + R"(_bucket{listener="orchestrator",method="POST",route="/member/offer",status_class="2xx",le="+Inf"})") == 1);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="any",route="other",status_class="4xx"})") == 1);
+    // The orchestrator's own read of HIST1's history went to member-data's listener too.
+    CHECK(sample(m.body, h + R"(_count{listener="member-data",method="GET",route="/member_data/{memberId}",status_class="4xx"})") == 2);
+    CHECK(m.body.find("HIST1") == std::string::npos);
+    CHECK(m.body.find("/no/such/path") == std::string::npos);
+}
+
+TEST_CASE("a scrape carries the process family, one circuit state series per state and the new counters", "[component]") {
+    test_app app(all_roles);
+    const auto body = get(app.port(role::offer_engine), "/metrics").body;
+    for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                             "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
+        INFO(name);
+        CHECK(sample(body, std::string(name) + " ") >= 0);
+    }
+    CHECK(sample(body, "process_resident_memory_bytes ") > 0);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="closed"})") == 1);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="open"})") == 0);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="half_open"})") == 0);
+    CHECK(body.find("offerd_circuit_state{service=\"prediction\"} ") == std::string::npos);  // the old numeric gauge
+    CHECK(sample(body, R"(offerd_upstream_retries_total{service="member-data"})") == 0);
+    CHECK(sample(body, "offerd_log_dropped_lines_total ") == 0);
+    CHECK(sample(body, "offerd_admission_shed_total ") == 0);
+    exported_names(body);  // grouped, each family declared once
+}
+
+TEST_CASE("a replayed offer counts as a replay and not as an offer", "[component]") {
+    test_app app(all_roles);
+    const auto orch = app.port(role::orchestrator);
+    REQUIRE(post(orch, "/member/offer", txn_body("REPLAY1"), {{"Idempotency-Key", "k-replay-1"}}).status == 200);
+    auto again = post(orch, "/member/offer", txn_body("REPLAY1"), {{"Idempotency-Key", "k-replay-1"}});
+    REQUIRE(again.status == 200);
+    REQUIRE(again.headers["Idempotent-Replayed"] == "true");
+    const auto body = get(orch, "/metrics").body;
+    CHECK(sample(body, R"(offerd_offers_total{offer="35% Bonus"})") + sample(body, R"(offerd_offers_total{offer="50% Discount"})") +
+              sample(body, R"(offerd_offers_total{offer="other"})") == 1);
+    CHECK(sample(body, "offerd_offer_replays_total ") == 1);
 }

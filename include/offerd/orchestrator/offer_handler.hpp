@@ -26,8 +26,8 @@ public:
 
     pipeline_metrics& metrics() noexcept { return metrics_; }
     std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
-    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_offers_total,
-    // offerd_offer_replays_total, offerd_history_skipped_total.
+    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_admission_shed_total,
+    // offerd_offers_total, offerd_offer_replays_total, offerd_history_skipped_total.
     void write_metrics(std::string& out) const;
 
 private:
@@ -36,6 +36,7 @@ private:
     logger& log_;
     pipeline_metrics metrics_;
     std::atomic<std::size_t> in_flight_{0};
+    std::atomic<std::uint64_t> shed_{0};  // answered 503: --max-in-flight reached
     std::array<prom_histogram, step_count> step_seconds_;
     std::array<std::atomic<std::uint64_t>, 3> offers_{};  // discount, bonus, other
     std::atomic<std::uint64_t> replays_{0};
