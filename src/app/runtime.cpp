@@ -15,6 +15,7 @@
 #include "offerd/net/tls.hpp"
 #include "offerd/obs/build_info.hpp"
 #include "offerd/obs/log.hpp"
+#include "offerd/obs/process_metrics.hpp"
 #include "offerd/obs/prometheus.hpp"
 #include "offerd/orchestrator/orchestrator_service.hpp"
 #include "offerd/security/guard.hpp"
@@ -102,7 +103,13 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
     metrics_->add([](std::string& out) {
         write_metric_header(out, "offerd_build_info", "gauge", "Build information.");
         write_sample(out, "offerd_build_info", build_info_labels(), 1);
-        write_metric_header(out, "offerd_http_requests_total", "counter", "HTTP requests by listener, route, method and status.");
+    });
+    metrics_->add([](std::string& out) { write_process_metrics(out, read_process_stats()); });
+    // The logger outlives the runtime (the caller owns both).
+    metrics_->add([&log = log_](std::string& out) {
+        write_metric_header(out, "offerd_log_dropped_lines_total", "counter",
+                            "Log lines dropped rather than blocking requests (see the log_dropped event).");
+        write_sample(out, "offerd_log_dropped_lines_total", {}, static_cast<double>(log.dropped_lines()));
     });
     std::vector<std::pair<std::string, std::shared_ptr<const router>>> routers;
     const auto listen = [&](role r, std::uint16_t port, std::shared_ptr<router> routes) {
@@ -147,8 +154,15 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_, affinity_.get());
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }
+    // Each family's samples follow its header, all listeners together (the text format wants them grouped).
     metrics_->add([routers](std::string& out) {
+        write_metric_header(out, "offerd_http_requests_total", "counter",
+                            "HTTP requests by listener, route template (other: no route matched), method and status.");
         for (const auto& [name, r] : routers) r->write_request_counts(out, name);
+        write_metric_header(out, "offerd_http_server_request_duration_seconds", "histogram",
+                            "Server time per request from dispatch to response ready, by listener, method, route "
+                            "template (other: no route matched) and status class.");
+        for (const auto& [name, r] : routers) r->write_request_durations(out, name);
     });
     if (orchestrator_) metrics_->add([o = orchestrator_.get()](std::string& out) { o->write_metrics(out); });
     if (security_->enabled()) metrics_->add([s = security_](std::string& out) { s->write_metrics(out); });

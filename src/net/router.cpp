@@ -15,6 +15,7 @@ void router::add(http::verb method, std::string pattern, handler h) {
 }
 
 asio::awaitable<response> router::dispatch(request_context& ctx) const {
+    const auto started = std::chrono::steady_clock::now();
     std::string_view path = ctx.req.target();
     if (const std::size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
 
@@ -49,23 +50,23 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
     if (!match) match = get_for_head;
     if (!match) {
         if (allow.empty()) {
-            count(*unmatched_, 404);
+            count(*unmatched_, 404, started);
             co_return detail_response(http::status::not_found, "Not Found");
         }
         response res = detail_response(http::status::method_not_allowed, "Method Not Allowed");
         res.set(http::field::allow, allow);
-        count(*unmatched_, 405);
+        count(*unmatched_, 405, started);
         co_return res;
     }
     std::string what;
     try {
         if (guard)
             if (auto denied = guard(ctx)) {
-                count(*match->counts, denied->result_int());
+                count(*match->stats, denied->result_int(), started);
                 co_return std::move(*denied);
             }
         response res = co_await match->h(ctx);
-        count(*match->counts, res.result_int());
+        count(*match->stats, res.result_int(), started);
         co_return res;
     } catch (const std::exception& e) {
         what = e.what();
@@ -73,7 +74,7 @@ asio::awaitable<response> router::dispatch(request_context& ctx) const {
         what = "unknown exception";
     }
     if (on_error) on_error(ctx, what);
-    count(*match->counts, 500);
+    count(*match->stats, 500, started);
     co_return failure_response(fail(errc::internal, {}));
 }
 
@@ -84,22 +85,40 @@ std::vector<router::route_info> router::routes() const {
     return out;
 }
 
-void router::count(status_counts& c, unsigned status) noexcept {
-    if (status >= 100 && status < 600) c[status - 100].fetch_add(1, std::memory_order_relaxed);
+void router::count(route_stats& s, unsigned status, std::chrono::steady_clock::time_point started) noexcept {
+    if (status < 100 || status >= 600) return;
+    s.counts[status - 100].fetch_add(1, std::memory_order_relaxed);
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    s.durations[status / 100 - 1].observe_us(took.count());
 }
 
 void router::write_request_counts(std::string& out, std::string_view listener) const {
-    const auto emit = [&](const status_counts& c, std::string_view method, std::string_view route_name) {
-        for (std::size_t i = 0; i < c.size(); ++i) {
-            const std::uint64_t n = c[i].load(std::memory_order_relaxed);
+    const auto emit = [&](const route_stats& s, std::string_view method, std::string_view route_name) {
+        for (std::size_t i = 0; i < s.counts.size(); ++i) {
+            const std::uint64_t n = s.counts[i].load(std::memory_order_relaxed);
             if (n == 0) continue;
             const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
                                        "\",route=\"" + label_value(route_name) + "\",status=\"" + std::to_string(i + 100) + "\"";
             write_sample(out, "offerd_http_requests_total", labels, static_cast<double>(n));
         }
     };
-    for (const route& r : routes_) emit(*r.counts, http::to_string(r.method), r.pattern);
-    emit(*unmatched_, "any", "unmatched");
+    for (const route& r : routes_) emit(*r.stats, http::to_string(r.method), r.pattern);
+    emit(*unmatched_, "any", "other");
+}
+
+void router::write_request_durations(std::string& out, std::string_view listener) const {
+    static constexpr std::array<std::string_view, status_classes> class_names{"1xx", "2xx", "3xx", "4xx", "5xx"};
+    const auto emit = [&](const route_stats& s, std::string_view method, std::string_view route_name) {
+        for (std::size_t i = 0; i < status_classes; ++i) {
+            if (s.durations[i].count() == 0) continue;
+            const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
+                                       "\",route=\"" + label_value(route_name) + "\",status_class=\"" +
+                                       std::string(class_names[i]) + "\"";
+            s.durations[i].write(out, "offerd_http_server_request_duration_seconds", labels);
+        }
+    };
+    for (const route& r : routes_) emit(*r.stats, http::to_string(r.method), r.pattern);
+    emit(*unmatched_, "any", "other");
 }
 
 }  // namespace offerd

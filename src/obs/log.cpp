@@ -149,6 +149,7 @@ void logger::write(std::string line) {
     std::unique_lock lock(batch_mutex_);
     if (batch_.size() + line.size() > batch_max_bytes) {
         ++dropped_;
+        dropped_total_.fetch_add(1, std::memory_order_relaxed);
         return;
     }
     if (!batch_.empty()) batch_ += '\n';

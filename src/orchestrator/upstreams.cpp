@@ -51,6 +51,7 @@ struct upstreams::service {
     circuit_breaker breaker;
     pool_gauges pool;
     std::array<prom_histogram, outcome_names.size()> calls;  // per attempt, by outcome
+    std::atomic<std::uint64_t> retries{0};  // attempts after the first
     std::vector<std::unique_ptr<per_worker>> slots;
 };
 
@@ -153,6 +154,7 @@ asio::awaitable<result<response>> call(upstreams::service& svc, const call_conte
         seen = f;
         asio::steady_timer timer(co_await asio::this_coro::executor, pause);
         co_await timer.async_wait(nothrow);
+        svc.retries.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
@@ -166,7 +168,12 @@ void write_service_metrics(std::string& out, const upstreams::service& svc, int 
         write_sample(out, "offerd_upstream_connections", service + ",state=\"idle\"", static_cast<double>(svc.pool.idle.load()));
         write_sample(out, "offerd_upstream_connections", service + ",state=\"busy\"", static_cast<double>(svc.pool.busy.load()));
     } else if (part == 2) {
-        write_sample(out, "offerd_circuit_state", service, svc.breaker.state_code());
+        using cb = circuit_breaker;
+        const cb::state now = svc.breaker.current();
+        for (cb::state st : {cb::closed, cb::open, cb::half_open})
+            write_sample(out, "offerd_circuit_state", service + ",state=\"" + cb::name(st) + "\"", st == now ? 1 : 0);
+    } else if (part == 4) {
+        write_sample(out, "offerd_upstream_retries_total", service, static_cast<double>(svc.retries.load(std::memory_order_relaxed)));
     } else {
         using cb = circuit_breaker;
         for (auto [from, to] : {std::pair{cb::closed, cb::open}, std::pair{cb::open, cb::half_open},
@@ -218,7 +225,9 @@ void upstreams::write_metrics(std::string& out) const {
     for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 0);
     write_metric_header(out, "offerd_upstream_connections", "gauge", "Upstream keep-alive connections, idle or busy.");
     for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 1);
-    write_metric_header(out, "offerd_circuit_state", "gauge", "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.");
+    write_metric_header(out, "offerd_upstream_retries_total", "counter", "Upstream call attempts after a call's first (retries), by service.");
+    for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 4);
+    write_metric_header(out, "offerd_circuit_state", "gauge", "Circuit breaker per upstream: 1 for its current state, 0 for the others.");
     for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 2);
     write_metric_header(out, "offerd_circuit_transitions_total", "counter", "Circuit breaker transitions per upstream.");
     for (const auto* svc : {member_data_.get(), member_data_writes_.get(), prediction_.get(), offer_engine_.get()}) write_service_metrics(out, *svc, 3);

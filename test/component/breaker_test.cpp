@@ -76,6 +76,11 @@ TEST_CASE("a refusing upstream: the first request gets its own 504, later ones 5
     const auto port = app.port(role::orchestrator);
     CHECK(offer(port, "R1") == 504);  // its own attempts opened the circuit: it reports what they saw
     REQUIRE(app.events("circuit_state").size() == 1);
+    const auto opened = get(port, "/metrics").body;
+    CHECK(opened.find("offerd_circuit_state{service=\"prediction\",state=\"open\"} 1\n") != std::string::npos);
+    CHECK(opened.find("offerd_circuit_state{service=\"prediction\",state=\"closed\"} 0\n") != std::string::npos);
+    CHECK(opened.find("offerd_circuit_state{service=\"prediction\",state=\"half_open\"} 0\n") != std::string::npos);
+    CHECK(opened.find("offerd_upstream_retries_total{service=\"prediction\"} 0\n") == std::string::npos);  // R1 retried
     auto fast = post(port, "/member/offer", txn_body("R2"));
     CHECK(fast.status == 503);
     CHECK(std::stoi(fast.headers["Retry-After"]) >= 1);
@@ -100,4 +105,6 @@ TEST_CASE("a refusing upstream: the first request gets its own 504, later ones 5
     const auto metrics = get(port, "/metrics").body;
     CHECK(metrics.find("offerd_circuit_transitions_total{service=\"prediction\",from=\"half_open\",to=\"closed\"} 1\n") !=
           std::string::npos);
+    CHECK(metrics.find("offerd_circuit_state{service=\"prediction\",state=\"closed\"} 1\n") != std::string::npos);
+    CHECK(metrics.find("offerd_circuit_state{service=\"prediction\",state=\"open\"} 0\n") != std::string::npos);
 }

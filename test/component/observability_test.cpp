@@ -1,6 +1,10 @@
-// /metrics, /ready and trace context over real listeners.
+// /metrics, /ready and trace context over real listeners; the Grafana dashboard against a real scrape.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cctype>
+#include <fstream>
+#include <iterator>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -22,6 +26,84 @@ double sample(const std::string& text, const std::string& prefix) {
         at += prefix.size();
     }
     return -1;
+}
+
+// The metric names a scrape declares (# TYPE lines), with a histogram's _bucket/_sum/_count.
+// Checks on the way that the exposition is grouped: every sample belongs to the family of the
+// TYPE line before it, and no family is declared twice.
+std::set<std::string> exported_names(const std::string& text) {
+    std::set<std::string> families, names;
+    std::string family, type;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t eol = text.find('\n', at);
+        const std::string line = text.substr(at, eol - at);
+        at = eol == std::string::npos ? text.size() : eol + 1;
+        if (line.starts_with("# TYPE ")) {
+            const std::string rest = line.substr(7);
+            family = rest.substr(0, rest.find(' '));
+            type = rest.substr(rest.find(' ') + 1);
+            INFO(family);
+            CHECK(families.insert(family).second);
+            names.insert(family);
+            if (type == "histogram")
+                for (const char* suffix : {"_bucket", "_sum", "_count"}) names.insert(family + suffix);
+            continue;
+        }
+        if (line.empty() || line[0] == '#') continue;
+        const std::string name = line.substr(0, line.find_first_of("{ "));
+        INFO(line);
+        CHECK(names.count(name) == 1);
+        CHECK(name.starts_with(family));
+    }
+    return names;
+}
+
+// The metric names a PromQL expression selects: identifiers outside strings, label matchers,
+// ranges and by/without/on/ignoring lists that are neither functions, aggregations nor keywords.
+std::vector<std::string> promql_metrics(std::string_view e) {
+    static const std::set<std::string, std::less<>> keywords{
+        "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless",
+        "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "inf", "nan"};
+    std::vector<std::string> out;
+    bool skip_list = false;  // the next (...) is a label list
+    for (std::size_t i = 0; i < e.size();) {
+        const char c = e[i];
+        if (c == '"' || c == '\'') {
+            for (++i; i < e.size() && e[i] != c; ++i)
+                if (e[i] == '\\') ++i;
+            ++i;
+        } else if (c == '{' || c == '[' || (c == '(' && skip_list)) {
+            const char close = c == '{' ? '}' : c == '[' ? ']' : ')';
+            skip_list = false;
+            while (i < e.size() && e[i] != close) {
+                if (e[i] == '"') for (++i; i < e.size() && e[i] != '"'; ++i) if (e[i] == '\\') ++i;
+                ++i;
+            }
+            ++i;
+        } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':') {
+            const std::size_t start = i;
+            while (i < e.size() && (std::isalnum(static_cast<unsigned char>(e[i])) || e[i] == '_' || e[i] == ':')) ++i;
+            const std::string word(e.substr(start, i - start));
+            std::size_t next = i;
+            while (next < e.size() && e[next] == ' ') ++next;
+            if (word == "by" || word == "without" || word == "on" || word == "ignoring" || word == "group_left" || word == "group_right")
+                skip_list = true;
+            else if (!keywords.count(word) && (next >= e.size() || e[next] != '('))
+                out.push_back(word);
+        } else if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+            while (i < e.size() && (std::isalnum(static_cast<unsigned char>(e[i])) || e[i] == '.')) ++i;  // 0.99, 1e3, 5m
+        } else {
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE(in);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 }  // namespace
 
@@ -91,4 +173,101 @@ TEST_CASE("ready answers 200 when every upstream is healthy and 503 naming the o
     auto bad = get(degraded.port(role::orchestrator), "/ready");
     CHECK(bad.status == 503);
     CHECK(json::parse(bad.body).at("upstreams").at("offer-engine") == "down");
+}
+
+TEST_CASE("the server latency histogram on a real listener is labelled by route template and status class", "[component]") {
+    test_app app(all_roles);
+    const auto md = app.port(role::member_data), orch = app.port(role::orchestrator);
+    REQUIRE(get(md, "/member_data/HIST1").status == 404);
+    REQUIRE(post(orch, "/member/offer", txn_body("HIST1")).status == 200);
+    REQUIRE(post(orch, "/member/offer", "not json").status == 400);
+    REQUIRE(get(orch, "/no/such/path").status == 404);
+    const auto m = get(orch, "/metrics");
+    REQUIRE(m.status == 200);
+    const std::string h = "offerd_http_server_request_duration_seconds";
+    CHECK(m.body.find("# TYPE " + h + " histogram\n") != std::string::npos);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="POST",route="/member/offer",status_class="2xx"})") == 1);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="POST",route="/member/offer",status_class="4xx"})") == 1);
+    CHECK(sample(m.body, h + R"(_bucket{listener="orchestrator",method="POST",route="/member/offer",status_class="2xx",le="+Inf"})") == 1);
+    CHECK(sample(m.body, h + R"(_count{listener="orchestrator",method="any",route="other",status_class="4xx"})") == 1);
+    // The orchestrator's own read of HIST1's history went to member-data's listener too.
+    CHECK(sample(m.body, h + R"(_count{listener="member-data",method="GET",route="/member_data/{memberId}",status_class="4xx"})") == 2);
+    CHECK(m.body.find("HIST1") == std::string::npos);
+    CHECK(m.body.find("/no/such/path") == std::string::npos);
+}
+
+TEST_CASE("a scrape carries the process family, one circuit state series per state and the new counters", "[component]") {
+    test_app app(all_roles);
+    const auto body = get(app.port(role::offer_engine), "/metrics").body;
+    for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                             "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
+        INFO(name);
+        CHECK(sample(body, std::string(name) + " ") >= 0);
+    }
+    CHECK(sample(body, "process_resident_memory_bytes ") > 0);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="closed"})") == 1);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="open"})") == 0);
+    CHECK(sample(body, R"(offerd_circuit_state{service="prediction",state="half_open"})") == 0);
+    CHECK(body.find("offerd_circuit_state{service=\"prediction\"} ") == std::string::npos);  // the old numeric gauge
+    CHECK(sample(body, R"(offerd_upstream_retries_total{service="member-data"})") == 0);
+    CHECK(sample(body, "offerd_log_dropped_lines_total ") == 0);
+    CHECK(sample(body, "offerd_admission_shed_total ") == 0);
+    exported_names(body);  // grouped, each family declared once
+}
+
+TEST_CASE("a replayed offer counts as a replay and not as an offer", "[component]") {
+    test_app app(all_roles);
+    const auto orch = app.port(role::orchestrator);
+    REQUIRE(post(orch, "/member/offer", txn_body("REPLAY1"), {{"Idempotency-Key", "k-replay-1"}}).status == 200);
+    auto again = post(orch, "/member/offer", txn_body("REPLAY1"), {{"Idempotency-Key", "k-replay-1"}});
+    REQUIRE(again.status == 200);
+    REQUIRE(again.headers["Idempotent-Replayed"] == "true");
+    const auto body = get(orch, "/metrics").body;
+    CHECK(sample(body, R"(offerd_offers_total{offer="35% Bonus"})") + sample(body, R"(offerd_offers_total{offer="50% Discount"})") +
+              sample(body, R"(offerd_offers_total{offer="other"})") == 1);
+    CHECK(sample(body, "offerd_offer_replays_total ") == 1);
+}
+
+TEST_CASE("every expression of the Grafana dashboard names metrics a running offerd exports", "[component]") {
+    test_app app(all_roles);
+    REQUIRE(post(app.port(role::orchestrator), "/member/offer", txn_body("DASH1")).status == 200);
+    const auto scrape = get(app.port(role::orchestrator), "/metrics");
+    REQUIRE(scrape.status == 200);
+    const std::set<std::string> exported = exported_names(scrape.body);
+    const auto dashboard = json::parse(read_text(std::string(OFFERD_SOURCE_DIR) + "/deploy/grafana-dashboard.json")).as_object();
+    std::size_t expressions = 0;
+    std::set<std::string> used;
+    const auto check_expr = [&](std::string_view expr) {
+        ++expressions;
+        INFO(expr);
+        const auto names = promql_metrics(expr);
+        CHECK_FALSE(names.empty());
+        for (const auto& n : names) {
+            INFO(n);
+            CHECK(exported.count(n) == 1);
+            used.insert(n);
+        }
+    };
+    for (const auto& panel : dashboard.at("panels").as_array())
+        for (const auto& target : panel.as_object().at("targets").as_array()) check_expr(target.as_object().at("expr").as_string());
+    for (const auto& var : dashboard.at("templating").as_object().at("list").as_array())
+        if (var.as_object().at("type") == "query") {
+            const std::string_view q = var.as_object().at("query").as_string();  // label_values(METRIC, label)
+            REQUIRE(q.starts_with("label_values("));
+            check_expr(q.substr(13, q.find(',') - 13));
+        }
+    CHECK(expressions >= 20);
+    // The dashboard is built on the new families.
+    for (const char* n : {"offerd_http_server_request_duration_seconds_bucket", "offerd_upstream_retries_total", "offerd_circuit_state",
+                          "process_cpu_seconds_total", "process_resident_memory_bytes", "offerd_outbox_pending"}) {
+        INFO(n);
+        CHECK(used.count(n) == 1);
+    }
+}
+
+TEST_CASE("the dashboard's PromQL reader finds metric names and skips functions, labels and ranges", "[unit]") {
+    CHECK(promql_metrics(R"q(histogram_quantile(0.99, sum by (le, route) (rate(a_bucket{x="y(z)",w=~"$v"}[$__rate_interval]))))q") ==
+          std::vector<std::string>{"a_bucket"});
+    CHECK(promql_metrics("sum(rate(a_total[5m])) / sum without (k) (b)") == std::vector<std::string>{"a_total", "b"});
+    CHECK(promql_metrics(R"(max by (service, state) (c{state!="closed"}) > bool 0)") == std::vector<std::string>{"c"});
 }

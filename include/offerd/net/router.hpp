@@ -4,8 +4,9 @@
 #include <array>
 #include <atomic>
 #include <boost/beast/http/verb.hpp>
-#include <memory>
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "offerd/net/http.hpp"
+#include "offerd/obs/prometheus.hpp"
 
 namespace offerd {
 
@@ -59,20 +61,29 @@ public:
     // Appends offerd_http_requests_total samples (per route, method and status) for this
     // router under the given listener label. Counting is a relaxed atomic increment.
     void write_request_counts(std::string& out, std::string_view listener) const;
+    // Appends offerd_http_server_request_duration_seconds series (listener, method, route
+    // template, status_class) that have observations: dispatch to response ready, the write not
+    // included. Requests no route matched are route="other", method="any", so the series stay
+    // bounded by the route table whatever paths clients send.
+    void write_request_durations(std::string& out, std::string_view listener) const;
 
 private:
-    using status_counts = std::array<std::atomic<std::uint64_t>, 500>;  // index: status - 100
+    static constexpr std::size_t status_classes = 5;  // 1xx..5xx
+    struct route_stats {
+        std::array<std::atomic<std::uint64_t>, 500> counts{};  // index: status - 100
+        std::array<prom_histogram, status_classes> durations;  // index: status / 100 - 1
+    };
     struct route {
         http::verb method;
         std::string pattern;
         std::string prefix;  // the literal part; for parameter routes ends with '/'
         bool has_param;
         handler h;
-        std::unique_ptr<status_counts> counts = std::make_unique<status_counts>();
+        std::unique_ptr<route_stats> stats = std::make_unique<route_stats>();
     };
-    static void count(status_counts& c, unsigned status) noexcept;
+    static void count(route_stats& s, unsigned status, std::chrono::steady_clock::time_point started) noexcept;
     std::vector<route> routes_;
-    std::unique_ptr<status_counts> unmatched_ = std::make_unique<status_counts>();
+    std::unique_ptr<route_stats> unmatched_ = std::make_unique<route_stats>();
 };
 
 }  // namespace offerd

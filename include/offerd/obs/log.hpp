@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/log/sources/logger.hpp>
+#include <atomic>
 #include <boost/shared_ptr.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -50,6 +51,9 @@ public:
     // the new one; lines written before go to the old one. False with the reason (the old file
     // stays in use) when it cannot be opened; true without doing anything when logging to stderr.
     result<bool> reopen();
+    // Lines dropped since start (each also reported in a `log_dropped` event): a line that would
+    // take the unbatched lines over 16 MiB. Batches the sink's full queue drops are not counted.
+    std::uint64_t dropped_lines() const noexcept { return dropped_total_.load(std::memory_order_relaxed); }
 
 private:
     struct sink_holder;
@@ -68,7 +72,8 @@ private:
     std::string batch_;
     std::string spare_;  // the previous batch's buffer, kept for its capacity
     std::mutex push_mutex_;
-    std::uint64_t dropped_ = 0;
+    std::uint64_t dropped_ = 0;  // since the last log_dropped event; under batch_mutex_
+    std::atomic<std::uint64_t> dropped_total_{0};
     bool stopping_ = false;
     std::thread batcher_;
 };

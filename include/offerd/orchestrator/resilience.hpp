@@ -78,7 +78,6 @@ public:
 
     state current() const noexcept { return static_cast<state>(phase_.load(std::memory_order_acquire) & 3); }
     const char* state_name() const noexcept { return name(current()); }
-    int state_code() const noexcept { return current(); }  // 0 closed, 1 open, 2 half-open
     std::uint64_t transitions(state from, state to) const noexcept {
         return transitions_[static_cast<std::size_t>(from * 3 + to)].load(std::memory_order_relaxed);
     }

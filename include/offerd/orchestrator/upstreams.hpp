@@ -48,7 +48,8 @@ public:
     // The four calls as the offer flow takes them.
     offer_clients clients();
 
-    // offerd_upstream_call_seconds, offerd_upstream_connections, offerd_circuit_state.
+    // offerd_upstream_call_seconds, offerd_upstream_connections, offerd_upstream_retries_total,
+    // offerd_circuit_state (one series per state), offerd_circuit_transitions_total.
     void write_metrics(std::string& out) const;
 
     struct service;  // one upstream: its breaker and per-worker clients and budgets
