@@ -138,20 +138,27 @@ NGINX
 fi
 
 echo
-echo "overload: offers (200) per second, 503 share and server-side p99 of the 200s, by connections:"
-printf '%-8s %10s %10s %9s %12s %8s %7s\n' conns offers/s 503/s 503_share p99_200_ms limit rss_MiB
+echo "overload: offers (200) per second, 503 share, server-side p99 of the 200s and of the 503s, by connections:"
+printf '%-8s %10s %10s %9s %12s %12s %8s %7s\n' conns offers/s 503/s 503_share p99_200_ms p99_503_ms limit rss_MiB
 for c in 64 256 1024; do
   LOG="$WORK/over-c$c.log" start
   out=$(BENCH_CSV="$WORK/bench.csv" wrk -t2 -c"$c" -d"${DUR}s" -s scripts/offers-status.lua "http://127.0.0.1:$PORT/member/offer" 2>&1)
-  limit=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^offerd_admission_limit / {print $2}'); rss=$(rss_mib)
+  scrape=$(curl -s "http://127.0.0.1:$PORT/metrics"); rss=$(rss_mib)
+  limit=$(awk '/^offerd_admission_limit / {print $2}' <<<"$scrape")
+  # p99 of the rejections, server-side: the upper bound of the bucket of the per-route histogram
+  # that holds the 99th percentile of the offer route's 5xx answers.
+  p99r=$(awk '/^offerd_http_server_request_duration_seconds_bucket\{/ && /route="\/member\/offer"/ && /status_class="5xx"/ {
+                match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cum[n] = $2 }
+              END { if (!n || cum[n] == 0) { print "-"; exit } for (i = 1; i <= n; i++) if (cum[i] >= 0.99 * cum[n]) {
+                      if (les[i] == "+Inf") print "inf"; else printf "%.1f", les[i] * 1000; exit } }' <<<"$scrape")
   stop
   ok=$(awk '$1 == "status" && $2 == 200 {print $3}' <<<"$out"); ok=${ok:-0}
   shed=$(awk '$1 == "status" && $2 == 503 {print $3}' <<<"$out"); shed=${shed:-0}
   p99=$(awk '/"event":"offer"/ && /"status":200/ { if (match($0, /"total":[0-9]+/)) print substr($0, RSTART + 8, RLENGTH - 8) }' "$WORK/over-c$c.log" |
         sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f", v[i] / 1000 }')
   RATE["over c$c"]=$(awk -v n="$ok" -v d="$DUR" 'BEGIN { printf "%.0f", n / d }')
-  printf '%-8s %10s %10.0f %9.2f %12s %8s %7s\n' "$c" "${RATE["over c$c"]}" "$(awk -v n="$shed" -v d="$DUR" 'BEGIN { print n / d }')" \
-    "$(awk -v a="$ok" -v b="$shed" 'BEGIN { print a + b ? b / (a + b) : 0 }')" "$p99" "$limit" "$rss"
+  printf '%-8s %10s %10.0f %9.2f %12s %12s %8s %7s\n' "$c" "${RATE["over c$c"]}" "$(awk -v n="$shed" -v d="$DUR" 'BEGIN { print n / d }')" \
+    "$(awk -v a="$ok" -v b="$shed" 'BEGIN { print a + b ? b / (a + b) : 0 }')" "$p99" "$p99r" "$limit" "$rss"
 done
 awk -v a="${RATE["over c1024"]}" -v b="${RATE["over c64"]}" 'BEGIN { printf "  goodput(1024) / goodput(64) = %.2f\n", b ? a / b : 0 }'
 
