@@ -257,7 +257,7 @@ void runtime::start_throughput_reporter() {
             e.with("req_per_s", secs > 0 ? static_cast<double>(w.count) / secs : 0.0);
             e.with("in_flight", static_cast<std::uint64_t>(orch->in_flight()));
             json_writer& j = e.writer();
-            j.key("latency_us").begin_object();
+            j.key("step_latency_us").begin_object();
             for (std::size_t i = 0; i < step_count; ++i) {
                 const latency_histogram& h = w.steps[i];
                 j.key(to_string(static_cast<step>(i))).begin_object();

@@ -1,12 +1,14 @@
 // /metrics, /ready and trace context over real listeners; the Grafana dashboard against a real scrape.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <iterator>
 #include <set>
 #include <thread>
 
+#include "json_schema.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;
@@ -270,4 +272,71 @@ TEST_CASE("the dashboard's PromQL reader finds metric names and skips functions,
           std::vector<std::string>{"a_bucket"});
     CHECK(promql_metrics("sum(rate(a_total[5m])) / sum without (k) (b)") == std::vector<std::string>{"a_total", "b"});
     CHECK(promql_metrics(R"(max by (service, state) (c{state!="closed"}) > bool 0)") == std::vector<std::string>{"c"});
+}
+
+namespace {
+// Every problem of every line of `lines` against the log schema, as "line N (event): problem".
+std::vector<std::string> log_schema_problems(const std::vector<std::string>& lines, const json::value& schema,
+                                             std::set<std::string>& events_seen) {
+    std::vector<std::string> out;
+    const json::object& defs = schema.at("$defs").as_object();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const json::value v = json::parse(lines[i]);
+        const std::string event(v.at("event").as_string());
+        events_seen.insert(event);
+        if (schema_violations(v, schema, schema).empty()) continue;
+        // The root's anyOf says only "fits none": say why against the event's own schema.
+        const auto own = defs.find(event);
+        const auto why = own == defs.end() ? std::vector<std::string>{"no schema for this event"}
+                                           : schema_violations(v, own->value(), schema);
+        out.push_back("line " + std::to_string(i + 1) + " (" + event + "): " + (why.empty() ? "fits its own schema, not the root" : why.front()));
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("every log line of real traffic fits docs/log-schema.json, one type per column", "[component]") {
+    const json::value schema = json::parse(read_text(std::string(OFFERD_SOURCE_DIR) + "/docs/log-schema.json"));
+    REQUIRE(schema_defects(schema, schema).empty());
+    std::vector<std::string> lines;
+    {
+        test_app app(all_roles, [](app_config& c) { c.throughput_interval = std::chrono::milliseconds(50); });
+        const auto port = app.port(role::orchestrator);
+        for (int i = 0; i < 12; ++i) CHECK(post(port, "/member/offer", txn_body("LS" + std::to_string(i % 4))).status == 200);
+        for (int i = 0; i < 2; ++i) CHECK(post(port, "/member/offer", txn_body("LSK"), {{"Idempotency-Key", "log-schema-1"}}).status == 200);
+        CHECK(post(port, "/member/offer", R"({"memberId": 7})").status == 422);
+        CHECK(post(port, "/member/offer", "{").status == 400);
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));  // a few throughput windows
+        lines = app.log_lines();
+    }
+    {
+        // A refusing prediction service: failed offers (nulls where steps did not run),
+        // upstream errors and the breaker's transitions.
+        test_app app(all_roles & ~static_cast<std::uint8_t>(role::prediction), [](app_config& c) {
+            c.orchestrator.prediction_url = "http://127.0.0.1:" + std::to_string(closed_port());
+        });
+        for (int i = 0; i < 25; ++i) post(app.port(role::orchestrator), "/member/offer", txn_body("LSF" + std::to_string(i)));
+        const auto more = app.log_lines();
+        lines.insert(lines.end(), more.begin(), more.end());
+    }
+    std::set<std::string> seen;
+    const auto problems = log_schema_problems(lines, schema, seen);
+    for (const auto& p : problems) UNSCOPED_INFO(p);
+    CHECK(problems.empty());
+    for (const char* e : {"listening", "offer", "offer_replayed", "rejected", "throughput", "upstream_error"}) {
+        INFO(e);
+        CHECK(seen.count(e) == 1);
+    }
+
+    // The schema does reject what a loader would choke on: a retyped column, the throughput
+    // event's old `latency_us` name, an event it does not list.
+    std::set<std::string> ignored;
+    const auto offer_line = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.find(R"("event":"offer")") != std::string::npos; });
+    REQUIRE(offer_line != lines.end());
+    json::value retyped = json::parse(*offer_line);
+    retyped.at("latency_us").as_object()["total"] = "12";
+    CHECK(log_schema_problems({json::serialize(retyped)}, schema, ignored).size() == 1);
+    CHECK(log_schema_problems({R"({"ts":"2026-01-01T00:00:00.000000Z","level":"info","event":"throughput","window_s":1,"count":0,"ok":0,"errors":0,"req_per_s":0,"in_flight":0,"latency_us":{}})"},
+                              schema, ignored).size() == 1);
+    CHECK(log_schema_problems({R"({"ts":"2026-01-01T00:00:00.000000Z","level":"info","event":"no_such_event"})"}, schema, ignored).size() == 1);
 }

@@ -15,7 +15,9 @@ namespace {
 const std::set<std::string, std::less<>> checked{"$ref", "type", "required", "properties", "additionalProperties", "enum",
                                                  "const", "items", "minItems", "maxItems", "minimum", "maximum",
                                                  "minLength", "maxLength", "pattern", "anyOf"};
-const std::set<std::string, std::less<>> annotations{"description", "title", "summary", "examples", "format", "default", "deprecated"};
+// $schema, $id, $comment and $defs are document structure: $defs holds schemas reached by $ref.
+const std::set<std::string, std::less<>> annotations{"description", "title", "summary", "examples", "format", "default", "deprecated",
+                                                      "$schema", "$id", "$comment", "$defs"};
 
 std::string pointer_escape(std::string_view key) {
     std::string out;

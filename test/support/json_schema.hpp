@@ -1,5 +1,5 @@
 // A JSON Schema subset validator over Boost.JSON, for checking real responses against the OpenAPI
-// documents the listeners serve.
+// documents the listeners serve, and real log lines against docs/log-schema.json.
 //
 // Hand-rolled on purpose: Debian packages no C++ JSON Schema validator that works on Boost.JSON
 // values (the packaged ones are built on other JSON libraries), and the documents use a small,
@@ -7,8 +7,9 @@
 // integral double, as JSON Schema does), required, properties, additionalProperties (bool or
 // schema), enum, const, items, minItems, maxItems, minimum, maximum, minLength, maxLength, pattern
 // (ECMAScript, searched). Annotations are ignored: description, title, summary, examples, format,
-// default, deprecated. Any other keyword is reported as a problem, so a document cannot come to
-// rely on a rule this validator would silently skip.
+// default, deprecated, and the document keywords $schema, $id, $comment, $defs (whose schemas
+// are checked where a $ref reaches them). Any other keyword is reported as a problem, so a
+// document cannot come to rely on a rule this validator would silently skip.
 #pragma once
 
 #include <boost/json/value.hpp>
