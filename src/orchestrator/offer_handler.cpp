@@ -66,7 +66,6 @@ struct offer_handler::parking {
             }
             w = std::move(queue.front());
             queue.pop_front();
-            queued.fetch_sub(1, std::memory_order_relaxed);
             w->handed = true;
             handed_over.fetch_add(1, std::memory_order_relaxed);
         }
@@ -74,10 +73,14 @@ struct offer_handler::parking {
         asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
     }
 
+    std::size_t parked() {  // for /metrics: a scrape may take the lock
+        const std::lock_guard lock(mu);
+        return queue.size();
+    }
+
     std::mutex mu;
     adaptive_limit* limit;  // null once the handler is gone
     std::deque<std::shared_ptr<waiter>> queue;
-    std::atomic<std::size_t> queued{0};
     std::atomic<std::uint64_t> handed_over{0};
 };
 
@@ -103,7 +106,6 @@ offer_handler::~offer_handler() {
     const std::lock_guard lock(parking_->mu);
     parking_->limit = nullptr;
     parking_->queue.clear();
-    parking_->queued.store(0, std::memory_order_relaxed);
 }
 
 asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
@@ -187,7 +189,6 @@ asio::awaitable<void> offer_handler::park(std::shared_ptr<parking> p, std::share
         const std::lock_guard lock(p->mu);
         if (!p->limit) co_return;  // the handler is gone
         p->queue.push_back(w);
-        p->queued.fetch_add(1, std::memory_order_relaxed);
     }
     auto [ec] = co_await w->timer.async_wait(nothrow);
     (void)ec;  // woken or a second passed: the flag says which, decided under the lock
@@ -196,10 +197,7 @@ asio::awaitable<void> offer_handler::park(std::shared_ptr<parking> p, std::share
         const std::lock_guard lock(p->mu);
         handed = w->handed;
         if (!handed)
-            if (const auto it = std::find(p->queue.begin(), p->queue.end(), w); it != p->queue.end()) {
-                p->queue.erase(it);
-                p->queued.fetch_sub(1, std::memory_order_relaxed);
-            }
+            if (const auto it = std::find(p->queue.begin(), p->queue.end(), w); it != p->queue.end()) p->queue.erase(it);
     }
     if (!handed) co_return;
     if (carry)
@@ -236,7 +234,7 @@ void offer_handler::write_metrics(std::string& out) const {
     write_metric_header(out, "offerd_admission_handed_over_total", "counter", "Freed slots handed to a connection that had been answered 503 and was waiting (its next request is admitted).");
     write_sample(out, "offerd_admission_handed_over_total", {}, static_cast<double>(parking_->handed_over.load(std::memory_order_relaxed)));
     write_metric_header(out, "offerd_admission_parked", "gauge", "Connections answered 503 whose next request waits for a freed slot or the Retry-After second.");
-    write_sample(out, "offerd_admission_parked", {}, static_cast<double>(parking_->queued.load(std::memory_order_relaxed)));
+    write_sample(out, "offerd_admission_parked", {}, static_cast<double>(parking_->parked()));
     write_metric_header(out, "offerd_admission_limit_changes_total", "counter", "Changes of the adaptive limit, by direction.");
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"down\"", static_cast<double>(admission_.decreases()));
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"up\"", static_cast<double>(admission_.increases()));
