@@ -92,33 +92,35 @@ void router::count(route_stats& s, unsigned status, std::chrono::steady_clock::t
     s.durations[status / 100 - 1].observe_us(took.count());
 }
 
+template <class Emit>
+void router::for_each_route(std::string_view listener, Emit&& emit) const {
+    // listener, method and route template: the labels both request families share.
+    const auto labels = [&](std::string_view method, std::string_view route_name) {
+        return "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) + "\",route=\"" + label_value(route_name) + "\"";
+    };
+    for (const route& r : routes_) emit(*r.stats, labels(http::to_string(r.method), r.pattern));
+    emit(*unmatched_, labels("any", "other"));
+}
+
 void router::write_request_counts(std::string& out, std::string_view listener) const {
-    const auto emit = [&](const route_stats& s, std::string_view method, std::string_view route_name) {
+    for_each_route(listener, [&](const route_stats& s, const std::string& route_labels) {
         for (std::size_t i = 0; i < s.counts.size(); ++i) {
             const std::uint64_t n = s.counts[i].load(std::memory_order_relaxed);
             if (n == 0) continue;
-            const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
-                                       "\",route=\"" + label_value(route_name) + "\",status=\"" + std::to_string(i + 100) + "\"";
-            write_sample(out, "offerd_http_requests_total", labels, static_cast<double>(n));
+            write_sample(out, "offerd_http_requests_total", route_labels + ",status=\"" + std::to_string(i + 100) + "\"", static_cast<double>(n));
         }
-    };
-    for (const route& r : routes_) emit(*r.stats, http::to_string(r.method), r.pattern);
-    emit(*unmatched_, "any", "other");
+    });
 }
 
 void router::write_request_durations(std::string& out, std::string_view listener) const {
     static constexpr std::array<std::string_view, status_classes> class_names{"1xx", "2xx", "3xx", "4xx", "5xx"};
-    const auto emit = [&](const route_stats& s, std::string_view method, std::string_view route_name) {
+    for_each_route(listener, [&](const route_stats& s, const std::string& route_labels) {
         for (std::size_t i = 0; i < status_classes; ++i) {
             if (s.durations[i].count() == 0) continue;
-            const std::string labels = "listener=\"" + label_value(listener) + "\",method=\"" + std::string(method) +
-                                       "\",route=\"" + label_value(route_name) + "\",status_class=\"" +
-                                       std::string(class_names[i]) + "\"";
-            s.durations[i].write(out, "offerd_http_server_request_duration_seconds", labels);
+            s.durations[i].write(out, "offerd_http_server_request_duration_seconds",
+                                 route_labels + ",status_class=\"" + std::string(class_names[i]) + "\"");
         }
-    };
-    for (const route& r : routes_) emit(*r.stats, http::to_string(r.method), r.pattern);
-    emit(*unmatched_, "any", "other");
+    });
 }
 
 }  // namespace offerd

@@ -82,6 +82,10 @@ private:
         std::unique_ptr<route_stats> stats = std::make_unique<route_stats>();
     };
     static void count(route_stats& s, unsigned status, std::chrono::steady_clock::time_point started) noexcept;
+    // emit(stats, labels) for every route and for the unmatched requests, with the labels
+    // listener, method and route (template, or "other") already formatted.
+    template <class Emit>
+    void for_each_route(std::string_view listener, Emit&& emit) const;
     std::vector<route> routes_;
     std::unique_ptr<route_stats> unmatched_ = std::make_unique<route_stats>();
 };
