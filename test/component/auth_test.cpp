@@ -36,14 +36,6 @@ http_result offer(std::uint16_t port, const std::map<std::string, std::string>& 
     return post(port, "/member/offer", txn_body(member), headers);
 }
 
-// The value of the sample line starting with `prefix`, or -1.
-double sample(const std::string& text, const std::string& prefix) {
-    const std::size_t at = text.find("\n" + prefix + " ");
-    if (at == std::string::npos) return -1;
-    const std::size_t eol = text.find('\n', at + 1);
-    return std::stod(text.substr(at + prefix.size() + 2, eol - at - prefix.size() - 2));
-}
-
 void check_unauthorized(http_result r) {
     CHECK(r.status == 401);
     CHECK(r.headers["WWW-Authenticate"].starts_with("Bearer"));
@@ -192,7 +184,7 @@ TEST_CASE("With --service-auth the services require a key and the orchestrator s
     CHECK(get(app.port(role::member_data), "/health").status == 200);
     const auto metrics = get(app.port(role::orchestrator), "/metrics");
     // At least the history fetch, both predictions and the offer.
-    CHECK(sample(metrics.body, R"(offerd_client_requests_total{client="orchestrator",outcome="allowed"})") >= 4);
+    CHECK(metric_sample(metrics.body, R"(offerd_client_requests_total{client="orchestrator",outcome="allowed"})") >= 4);
     std::remove(own.c_str());
 }
 

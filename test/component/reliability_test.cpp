@@ -17,6 +17,15 @@ constexpr std::uint8_t without(role r) { return all_roles & ~static_cast<std::ui
 
 response ok_json(std::string body) { return json_response(http::status::ok, std::move(body)); }
 
+// A prediction service that answers every call after `pause`, without blocking its thread.
+std::unique_ptr<fake_upstream> slow_prediction(std::chrono::milliseconds pause) {
+    return std::make_unique<fake_upstream>(fake_upstream::async_function([pause](const request&) -> asio::awaitable<response> {
+        asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+        co_await timer.async_wait(nothrow);
+        co_return json_response(http::status::ok, R"({"prediction":1})");
+    }));
+}
+
 std::size_t count_events(test_app& app, std::string_view name) {
     std::size_t n = 0;
     for (const auto& line : app.log_lines())
@@ -153,12 +162,7 @@ TEST_CASE("a persist member-data refuses with 4xx fails the request and is not q
 TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted requests and refuses the rest at once", "[component]") {
     // Every prediction takes 150 ms (without blocking the fake's thread), so 16 simultaneous
     // requests overlap; capacity is 8.
-    std::unique_ptr<fake_upstream> pred;
-    pred = std::make_unique<fake_upstream>(fake_upstream::async_function([&pred](const request&) -> asio::awaitable<response> {
-        asio::steady_timer pause(pred->context(), std::chrono::milliseconds(150));
-        co_await pause.async_wait(nothrow);
-        co_return json_response(http::status::ok, R"({"prediction":1})");
-    }));
+    const auto pred = slow_prediction(std::chrono::milliseconds(150));
     test_app app(without(role::prediction), [&](app_config& c) {
         c.orchestrator.prediction_url = pred->url();
         c.orchestrator.admission.max_in_flight = 8;
@@ -188,12 +192,6 @@ TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted
 }
 
 namespace {
-// One sample of an unlabelled metric in a Prometheus text scrape; -1 when absent.
-double sample_of(const std::string& scrape, const std::string& name) {
-    const auto at = scrape.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(scrape.substr(at + name.size() + 2));
-}
-
 std::size_t resident_kib() {
     std::ifstream in("/proc/self/status");
     for (std::string line; std::getline(in, line);)
@@ -206,12 +204,7 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to th
     // Every prediction takes 100 ms without blocking the fake's thread; 4 offer requests are
     // admitted at once. 80 connections send 3 requests each, the next at once after every answer
     // (a client that ignores Retry-After): at most 4 are served at a time, the rest are shed.
-    std::unique_ptr<fake_upstream> pred;
-    pred = std::make_unique<fake_upstream>(fake_upstream::async_function([&pred](const request&) -> asio::awaitable<response> {
-        asio::steady_timer pause(pred->context(), std::chrono::milliseconds(100));
-        co_await pause.async_wait(nothrow);
-        co_return json_response(http::status::ok, R"({"prediction":1})");
-    }));
+    const auto pred = slow_prediction(std::chrono::milliseconds(100));
     test_app app(without(role::prediction), [&](app_config& c) {
         c.orchestrator.prediction_url = pred->url();
         c.orchestrator.admission.max_in_flight = 4;  // below --admission-min-limit: the limit is 4
@@ -258,10 +251,10 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to th
     // Parked connections leave the queue within their Retry-After second.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     const auto scrape = get(port, "/metrics").body;
-    CHECK(sample_of(scrape, "offerd_admission_shed_total") == static_cast<double>(shed));
-    CHECK(sample_of(scrape, "offerd_admission_handed_over_total") >= 1.0);
-    CHECK(sample_of(scrape, "offerd_admission_parked") == 0.0);
-    CHECK(sample_of(scrape, "offerd_in_flight_requests") == 0.0);
+    CHECK(metric_sample(scrape, "offerd_admission_shed_total") == static_cast<double>(shed));
+    CHECK(metric_sample(scrape, "offerd_admission_handed_over_total") >= 1.0);
+    CHECK(metric_sample(scrape, "offerd_admission_parked") == 0.0);
+    CHECK(metric_sample(scrape, "offerd_in_flight_requests") == 0.0);
     // 240 requests and their connections leave no memory behind worth the name.
     CHECK(resident_kib() < rss_before + 256 * 1024);
     // And it serves normally afterwards.

@@ -168,6 +168,13 @@ raw_peer::~raw_peer() {
     thread_.join();
 }
 
+double metric_sample(const std::string& scrape, const std::string& series) {
+    const std::size_t at = scrape.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    const std::size_t eol = scrape.find('\n', at + 1);
+    return std::stod(scrape.substr(at + series.size() + 2, eol - at - series.size() - 2));
+}
+
 std::uint16_t closed_port() {
     asio::io_context ctx;
     tcp::acceptor a(ctx, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));

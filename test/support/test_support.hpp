@@ -112,6 +112,10 @@ private:
 // A port nobody listens on (bound then released).
 std::uint16_t closed_port();
 
+// The value of the sample `series` (a metric name with its labels, if any, exactly as exposed) in
+// a Prometheus text scrape; -1 when absent.
+double metric_sample(const std::string& scrape, const std::string& series);
+
 // The whole app in-process on ephemeral ports, logging to a temp file.
 class test_app {
 public:
