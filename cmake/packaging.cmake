@@ -1,5 +1,6 @@
 # Installation (`cmake --install`) and the Debian package (`cpack -G DEB`, scripts/package.sh).
 #   bin/offerd, share/man/man1/offerd.1, lib/systemd/system/offerd.service, share/doc/offerd/,
+#   share/offerd/ (log-schema.json, grafana-dashboard.json, haproxy.cfg),
 #   and the default settings: etc/offerd/offerd.conf and etc/default/offerd, which go to /etc
 #   itself when the prefix is /usr (the package), else under the prefix.
 # The prefix is read when installing, not when configuring, so `cmake --install build --prefix
@@ -11,6 +12,9 @@ install(TARGETS offerd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES docs/offerd.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} OPTIONAL)
+# What operators load into their own tools: the log's JSON Schema, the Grafana dashboard, the
+# HAProxy configuration of a cluster.
+install(FILES docs/log-schema.json deploy/grafana-dashboard.json deploy/haproxy.cfg DESTINATION ${CMAKE_INSTALL_DATADIR}/offerd)
 
 set(OFFERD_SYSTEMD_UNIT_DIR lib/systemd/system CACHE STRING "Directory of offerd.service, relative to the install prefix")
 install(CODE "

@@ -401,6 +401,7 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
          "CPU time slice each worker thread asks the kernel for when not real-time (Linux 6.12+, ignored before): a short one gets a waking worker onto a busy core sooner; 0 keeps the kernel default, else 100 to 100000")
         ("log-file", po::value<std::string>(), "append JSON-lines logs to this file (default: stderr)")
         ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn, error or off")
+        ("instance-id", po::value<std::string>(), "this process's name in the `instance` field of request log events, e.g. the replica's name (default: HOSTNAME:PID)")
         ("upstream-timeout-ms", ranged<long>(1, max_ms)->default_value(d.orchestrator.upstream.timeout.count()), "timeout of each upstream call")
         ("request-deadline-ms", ranged<long>(1, max_ms)->default_value(d.orchestrator.request_deadline.count()), "budget of a whole offer request")
         ("max-attempts", ranged<int>(1, 10)->default_value(d.orchestrator.retry.max_attempts), "attempts per upstream call that is safe to repeat (1: no retries)")
@@ -485,6 +486,11 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
     c.realtime_priority = vm["realtime-priority"].as<int>();
     c.sched_slice = std::chrono::microseconds(vm["sched-slice-us"].as<long>());
     if (vm.count("log-file")) c.log.file = vm["log-file"].as<std::string>();
+    if (vm.count("instance-id")) {
+        c.log.instance = vm["instance-id"].as<std::string>();
+        if (c.log.instance.empty() || c.log.instance.size() > 128)
+            return usage_error<app_config>("", "--instance-id: must be 1 to 128 characters");
+    }
     auto level = parse_log_level(vm["log-level"].as<std::string>());
     if (!level) return usage_error<app_config>("", "--log-level: " + level.error().detail);
     c.log.level = *level;

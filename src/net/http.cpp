@@ -181,12 +181,14 @@ trace_context parse_traceparent(std::string_view h) {
         const auto version = h.substr(0, 2), trace = h.substr(3, 32), parent = h.substr(36, 16), flags = h.substr(53, 2);
         if (is_hex(version) && version != "ff" && !(version == "00" && h.size() != 55) && is_hex(trace) &&
             !all_zero(trace) && is_hex(parent) && !all_zero(parent) && is_hex(flags))
-            return trace_context{std::string(trace), std::string(flags)};
+            return trace_context{std::string(trace), std::string(flags), new_request_id(), std::string(parent)};
     }
-    return trace_context{new_request_id() + new_request_id(), "01"};
+    return trace_context{new_request_id() + new_request_id(), "01", new_request_id(), {}};
 }
 
-std::string child_traceparent(const trace_context& t) { return "00-" + t.trace_id + "-" + new_request_id() + "-" + t.flags; }
+std::string child_traceparent(const trace_context& t) {
+    return "00-" + t.trace_id + "-" + (t.span_id.empty() ? new_request_id() : t.span_id) + "-" + t.flags;
+}
 
 std::string new_request_id() {
     thread_local std::mt19937_64 gen{std::random_device{}()};

@@ -183,6 +183,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         {
             const auto tp = req.find("traceparent");
             ctx.trace = parse_traceparent(tp == req.end() ? std::string_view{} : std::string_view(tp->value()));
+            ctx.trace.service = s->name;
         }
         ctx.carry = &carry;
         response res = co_await s->routes->dispatch(ctx);

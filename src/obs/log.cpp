@@ -13,11 +13,14 @@
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/make_shared.hpp>
 #include <chrono>
+#include <cstdio>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
 
 #include "offerd/domain/timestamp.hpp"
+#include "offerd/obs/trace.hpp"
 
 namespace offerd {
 
@@ -46,6 +49,12 @@ namespace {
 using sink_t = sinks::asynchronous_sink<sinks::text_ostream_backend,
                                         sinks::bounded_fifo_queue<256, sinks::drop_on_overflow>>;
 std::atomic<int> next_instance{1};
+
+std::string host_and_pid() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "localhost");
+    return std::string(host) + ":" + std::to_string(::getpid());
+}
 }  // namespace
 
 struct logger::sink_holder {
@@ -54,7 +63,7 @@ struct logger::sink_holder {
     boost::shared_ptr<std::ostream> file; // the stream the backend writes to, when path is set
 };
 
-logger::logger(const log_config& cfg) : level_(cfg.level), sink_(std::make_unique<sink_holder>()) {
+logger::logger(const log_config& cfg) : level_(cfg.level), instance_(cfg.instance.empty() ? host_and_pid() : cfg.instance), sink_(std::make_unique<sink_holder>()) {
     const int instance = next_instance.fetch_add(1);
     auto backend = boost::make_shared<sinks::text_ostream_backend>();
     if (cfg.file.empty()) {
@@ -177,6 +186,15 @@ log_event::log_event(logger& log, log_level level, std::string_view event, std::
     w_.begin_object().member("ts", std::string_view(ts)).member("level", to_string(level)).member("event", event);
     if (!request_id.empty()) w_.member("request_id", request_id);
     if (!trace_id.empty()) w_.member("trace_id", trace_id);
+}
+
+log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id, const trace_context* trace)
+    : log_event(log, level, event, request_id, trace ? std::string_view(trace->trace_id) : std::string_view{}) {
+    if (!log_) return;
+    if (trace && !trace->span_id.empty()) w_.member("span_id", std::string_view(trace->span_id));
+    if (trace && !trace->parent_span_id.empty()) w_.member("parent_span_id", std::string_view(trace->parent_span_id));
+    if (trace && !trace->service.empty()) w_.member("service", trace->service);
+    if (!log.instance().empty()) w_.member("instance", std::string_view(log.instance()));
 }
 
 log_event::~log_event() {

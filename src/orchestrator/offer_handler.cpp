@@ -87,7 +87,7 @@ struct offer_handler::parking {
 // A slot handed to a parked connection, held in its carry until its next offer request takes it
 // over; the connection ending or sending something else passes it on.
 struct offer_handler::handed_slot {
-    explicit handed_slot(std::shared_ptr<parking> p) : p(std::move(p)) {}
+    explicit handed_slot(std::shared_ptr<parking> owner) : p(std::move(owner)) {}
     handed_slot(const handed_slot&) = delete;
     handed_slot& operator=(const handed_slot&) = delete;
     ~handed_slot() {
@@ -133,7 +133,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
 
     auto parsed = decode_transaction(ctx.req.body());
     if (!parsed) {
-        log_event(log_, log_level::info, "rejected", ctx.request_id, ctx.trace.trace_id)
+        log_event(log_, log_level::info, "rejected", ctx.request_id, &ctx.trace)
             .with("status", static_cast<std::int64_t>(static_cast<unsigned>(status_for(parsed.error().code))))
             .with("detail", parsed.error().detail);
         co_return failure_response(parsed.error());
@@ -159,7 +159,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     const transaction& t = in.txn;
     if (outcome.replayed) {
         replays_.fetch_add(1, std::memory_order_relaxed);
-        log_event(log_, log_level::info, "offer_replayed", ctx.request_id, ctx.trace.trace_id)
+        log_event(log_, log_level::info, "offer_replayed", ctx.request_id, &ctx.trace)
             .with("memberId", std::string_view(t.member_id))
             .with("idempotency_key", in.idempotency_key);
         response replay = json_response(static_cast<http::status>(outcome.replay_status), std::move(outcome.replay_body));
@@ -172,7 +172,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     response res = outcome.error ? failure_response(*outcome.error)
                                  : json_response(http::status::ok, encode_member_offer(t.member_id, outcome.offer));
     {
-        log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id, ctx.trace.trace_id);
+        log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id, &ctx.trace);
         write_offer_event(e, t, outcome, res.result_int(), ctx.client);
     }
     metrics_.record(ctx.worker, outcome.latency, !outcome.error);

@@ -45,7 +45,7 @@ asio::awaitable<void> offer_pipeline::decide(member_session& s, const transactio
     out.history_skipped = s.record->skipped;
     out.pending_writes = s.pending;
     if (s.fetched && s.record->skipped > 0) {
-        log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id, ctx.trace_id());
+        log_event e(ctx.log, log_level::warn, "history_skipped", ctx.request_id, ctx.trace);
         e.with("memberId", std::string_view(t.member_id)).with("skipped", static_cast<std::uint64_t>(s.record->skipped));
         if (e.active()) {
             e.writer().key("reasons").begin_array();
@@ -137,7 +137,7 @@ asio::awaitable<offer_outcome> offer_pipeline::run(const offer_input& in, const 
         // counting it, or (cluster mode) another replica accepted one: decide again over what
         // member-data and the member log hold.
         out.decided_again = true;
-        log_event(ctx.log, log_level::warn, "decided_again", ctx.request_id, ctx.trace_id())
+        log_event(ctx.log, log_level::warn, "decided_again", ctx.request_id, ctx.trace)
             .with("memberId", std::string_view(t.member_id));
         out.latency = step_latencies{};
         if (writes_.clustered() && ++conflicts >= max_conflicts) {

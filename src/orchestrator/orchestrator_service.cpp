@@ -45,7 +45,7 @@ std::shared_ptr<router> orchestrator_service::make_router() {
     r->add(http::verb::post, "/member/offer", [this](request_context& ctx) { return handler_(ctx); });
     r->add(http::verb::get, "/ready", [this](request_context&) -> asio::awaitable<response> { co_return handle_ready(); });
     r->on_error = [this](const request_context& ctx, std::string_view what) {
-        log_event(log_, log_level::error, "handler_exception", ctx.request_id, ctx.trace.trace_id).with("error", what);
+        log_event(log_, log_level::error, "handler_exception", ctx.request_id, &ctx.trace).with("error", what);
     };
     return r;
 }

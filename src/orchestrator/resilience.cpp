@@ -42,7 +42,7 @@ const char* circuit_breaker::name(state s) noexcept {
 
 void circuit_breaker::announce(state from, state to) {
     log_event(log_, to == closed ? log_level::info : log_level::warn, "circuit_state")
-        .with("service", service_)
+        .with("upstream", service_)
         .with("from", name(from))
         .with("to", name(to));
 }

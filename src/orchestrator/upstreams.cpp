@@ -68,8 +68,8 @@ namespace {
 
 void log_failure(const call_context& ctx, std::string_view service, std::string_view path, const failure& f, int attempt,
                  unsigned status = 0) {
-    log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id, ctx.trace_id());
-    e.with("service", service).with("path", path).with("attempt", attempt).with("outcome", errc_name(f.code));
+    log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id, ctx.trace);
+    e.with("upstream", service).with("path", path).with("attempt", attempt).with("outcome", errc_name(f.code));
     if (status != 0) e.with("status", static_cast<std::int64_t>(status));
     e.with("error", f.detail);
 }
@@ -247,10 +247,6 @@ offer_clients upstreams::clients() {
     c.assign_offer = [this](offer_request r, const call_context& ctx) { return assign_offer(r, ctx); };
     c.store = [this](const transaction& t, const std::string& key, const call_context& ctx) { return store(t, key, ctx); };
     return c;
-}
-
-std::string_view call_context::trace_id() const noexcept {
-    return trace ? std::string_view(trace->trace_id) : std::string_view{};
 }
 
 }  // namespace offerd

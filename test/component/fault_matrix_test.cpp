@@ -18,7 +18,7 @@ std::vector<std::string> outcomes(test_app& app, std::string_view service) {
     std::vector<std::string> out;
     for (const auto& line : app.log_lines()) {
         auto v = json::parse(line).as_object();
-        if (v.at("event") == "upstream_error" && v.at("service") == json::string_view(service.data(), service.size()))
+        if (v.at("event") == "upstream_error" && v.at("upstream") == json::string_view(service.data(), service.size()))
             out.emplace_back(v.at("outcome").as_string());
     }
     return out;

@@ -28,7 +28,7 @@ int offer_status(test_app& app) {
 bool logged_upstream_error(test_app& app, std::string_view service) {
     for (const auto& line : app.log_lines()) {
         auto v = json::parse(line).as_object();
-        if (v.at("event") == "upstream_error" && v.at("service") == json::string_view(service.data(), service.size())) return true;
+        if (v.at("event") == "upstream_error" && v.at("upstream") == json::string_view(service.data(), service.size())) return true;
     }
     return false;
 }

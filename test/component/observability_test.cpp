@@ -131,25 +131,53 @@ TEST_CASE("every listener serves Prometheus metrics and the counters move with r
     CHECK(sample(second.body, R"(offerd_upstream_connections{service="member-data",state="idle"})") >= 1);
 }
 
-TEST_CASE("a valid traceparent's trace id is propagated upstream and logged", "[component]") {
+TEST_CASE("a valid traceparent's trace is propagated upstream, and the offer event names its span, the caller's, the service and the instance", "[component]") {
     fake_upstream md([](const request& r) {
         return r.method() == http::verb::get ? detail_response(http::status::not_found, "Member not found")
                                              : json_response(http::status::ok, "{}");
     });
-    test_app app(all_roles & ~static_cast<std::uint8_t>(role::member_data), [&](app_config& c) { c.orchestrator.member_data_url = md.url(); });
+    test_app app(all_roles & ~static_cast<std::uint8_t>(role::member_data), [&](app_config& c) {
+        c.orchestrator.member_data_url = md.url();
+        c.log.instance = "replica-7";
+    });
     const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     REQUIRE(post(app.port(role::orchestrator), "/member/offer", txn_body("OBS2"), {{"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"}}).status == 200);
-    for (const auto& r : md.requests()) {
-        const std::string tp(r["traceparent"]);
-        CHECK(tp.substr(0, 36) == "00-" + trace + "-");
-        CHECK(tp.substr(36, 16) != "00f067aa0ba902b7");  // a new span per call
-    }
-    bool logged = false;
+    std::string span;
+    std::size_t offers = 0;
     for (const auto& line : app.log_lines()) {
         auto v = json::parse(line).as_object();
-        if (v.at("event") == "offer") logged = v.at("trace_id") == json::string_view(trace);
+        if (v.at("event") != "offer") continue;
+        ++offers;
+        CHECK(v.at("trace_id") == json::string_view(trace));
+        CHECK(v.at("parent_span_id") == "00f067aa0ba902b7");
+        CHECK(v.at("service") == "orchestrator");
+        CHECK(v.at("instance") == "replica-7");
+        span = std::string(v.at("span_id").as_string());
     }
-    CHECK(logged);
+    REQUIRE(offers == 1);
+    REQUIRE(span.size() == 16);
+    CHECK(span != "00f067aa0ba902b7");  // its own span, not the caller's
+    REQUIRE_FALSE(md.requests().empty());
+    for (const auto& r : md.requests()) {
+        const std::string tp(r["traceparent"]);
+        CHECK(tp == "00-" + trace + "-" + span + "-01");  // member-data's span is a child of the offer's
+    }
+}
+
+TEST_CASE("a request without a traceparent starts a trace: the offer event has a span and no parent", "[component]") {
+    test_app app;
+    REQUIRE(post(app.port(role::orchestrator), "/member/offer", txn_body("OBS3")).status == 200);
+    std::size_t offers = 0;
+    for (const auto& line : app.log_lines()) {
+        auto v = json::parse(line).as_object();
+        if (v.at("event") != "offer") continue;
+        ++offers;
+        CHECK(v.at("span_id").as_string().size() == 16);
+        CHECK_FALSE(v.contains("parent_span_id"));
+        CHECK(v.at("service") == "orchestrator");
+        CHECK_FALSE(v.at("instance").as_string().empty());  // HOSTNAME:PID by default
+    }
+    CHECK(offers == 1);
 }
 
 TEST_CASE("an invalid traceparent starts a new trace", "[component]") {

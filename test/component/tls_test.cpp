@@ -154,7 +154,7 @@ TEST_CASE("An upstream certificate from an untrusted CA fails the offer with 502
     CHECK(r.body.find("certificate") == std::string::npos);  // the client is not told internals
     const auto errors = orch.events("upstream_error");
     REQUIRE(errors.size() == 1);  // not retried: the next attempt would be rejected alike
-    CHECK(errors[0].at("service").as_string() == "member-data");
+    CHECK(errors[0].at("upstream").as_string() == "member-data");
     CHECK(errors[0].at("outcome").as_string() == "upstream_bad_response");
     const std::string detail(errors[0].at("error").as_string());
     CHECK(detail.find("(tls handshake): certificate rejected: unable to get local issuer certificate (verified for 'localhost')") !=

@@ -30,7 +30,8 @@ echo "built $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB)"
 dpkg-deb -c "$deb" > "$tmp/listing"
 awk '{print $6}' "$tmp/listing" > "$tmp/files"
 for f in ./usr/bin/offerd ./usr/share/man/man1/offerd.1 ./usr/lib/systemd/system/offerd.service \
-         ./etc/offerd/offerd.conf ./etc/default/offerd ./usr/share/doc/offerd/README.md; do
+         ./etc/offerd/offerd.conf ./etc/default/offerd ./usr/share/doc/offerd/README.md \
+         ./usr/share/offerd/log-schema.json ./usr/share/offerd/grafana-dashboard.json ./usr/share/offerd/haproxy.cfg; do
   grep -qx "$f" "$tmp/files" || fail "$f is not in the package: $(tr '\n' ' ' < "$tmp/files")"
 done
 ! grep -q '^./usr/local' "$tmp/files" || fail "files under /usr/local"

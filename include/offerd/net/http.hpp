@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "offerd/domain/errors.hpp"
+#include "offerd/obs/trace.hpp"
 
 namespace offerd {
 
@@ -70,14 +71,12 @@ std::string_view http_date(std::chrono::system_clock::time_point now = std::chro
 // 16 hex chars, unique enough for correlating logs; cheap (thread-local PRNG).
 std::string new_request_id();
 
-// W3C trace context. parse_traceparent takes the incoming header's trace id and flags when the
-// header is valid (version 00 layout, non-zero ids), else starts a new trace.
-struct trace_context {
-    std::string trace_id;      // 32 lowercase hex
-    std::string flags = "01";  // sampled
-};
+// W3C trace context (obs/trace.hpp). parse_traceparent takes the incoming header's trace id,
+// parent span id and flags when the header is valid (version 00 layout, non-zero ids), else
+// starts a new trace; the request always gets a new span id of its own.
 trace_context parse_traceparent(std::string_view header);
-// "00-<trace id>-<new span id>-<flags>" for a call we make.
+// "00-<trace id>-<span id>-<flags>" for a call we make on behalf of the request: the upstream's
+// own span then names ours as its parent.
 std::string child_traceparent(const trace_context& t);
 
 }  // namespace offerd

@@ -17,6 +17,8 @@
 
 namespace offerd {
 
+struct trace_context;
+
 enum class log_level { debug = 0, info = 1, warn = 2, error = 3, off = 4 };
 const char* to_string(log_level l) noexcept;
 result<log_level> parse_log_level(std::string_view s);
@@ -24,6 +26,7 @@ result<log_level> parse_log_level(std::string_view s);
 struct log_config {
     std::string file;                   // empty: stderr
     log_level level = log_level::info;
+    std::string instance{};  // this process's name in request events (`instance`); empty: HOSTNAME:PID
 };
 
 // One instance per application (tests run several): it adds its own asynchronous sink to the
@@ -54,6 +57,7 @@ public:
     // Lines dropped since start (each also reported in a `log_dropped` event): a line that would
     // take the unbatched lines over 16 MiB. Batches the sink's full queue drops are not counted.
     std::uint64_t dropped_lines() const noexcept { return dropped_total_.load(std::memory_order_relaxed); }
+    const std::string& instance() const noexcept { return instance_; }
 
 private:
     struct sink_holder;
@@ -65,6 +69,7 @@ private:
     void batcher();
 
     log_level level_;
+    std::string instance_;
     std::unique_ptr<sink_holder> sink_;
     boost::log::sources::logger_mt source_;
     std::mutex batch_mutex_;
@@ -85,6 +90,9 @@ class log_event {
 public:
     log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {},
               std::string_view trace_id = {});
+    // A request event: request_id, then trace_id, span_id, parent_span_id (when the caller sent
+    // one) and service from the request's trace context (when not null), then the logger's instance.
+    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id, const trace_context* trace);
     ~log_event();
     log_event(const log_event&) = delete;
     log_event& operator=(const log_event&) = delete;

@@ -24,8 +24,7 @@ struct call_context {
     std::string_view request_id;
     deadline until;
     logger& log;
-    const trace_context* trace = nullptr;  // propagated to every upstream call
-    std::string_view trace_id() const noexcept;
+    const trace_context* trace = nullptr;  // propagated to every upstream call and written on its log events
 };
 
 enum class model : std::uint8_t { ats, resp };

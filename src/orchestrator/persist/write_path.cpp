@@ -149,7 +149,7 @@ asio::awaitable<write_outcome> write_path::deliver(member_session& s, const tran
         out.deferred = queued.has_value();
         writes_[out.deferred ? deferred_c : refused_c].fetch_add(1, std::memory_order_relaxed);
         log_event e(ctx.log, queued ? log_level::warn : log_level::error, queued ? "persist_deferred" : "persist_failed",
-                    ctx.request_id, ctx.trace_id());
+                    ctx.request_id, ctx.trace);
         e.with("memberId", std::string_view(t.member_id)).with("reason", why_deferred);
         if (!queued) e.with("error", queued.error().detail);
         log_transaction(e, t);
@@ -183,7 +183,7 @@ asio::awaitable<bool> write_path::deliver_pending(member_session& s, const call_
             // Permanent: member-data will never take it. Dead-letter it in full; the record
             // counted it, so the member's next request reads member-data again.
             writes_[dead_letter_c].fetch_add(1, std::memory_order_relaxed);
-            log_event e(log_, log_level::error, "outbox_dead_letter", ctx.request_id, ctx.trace_id());
+            log_event e(log_, log_level::error, "outbox_dead_letter", ctx.request_id, ctx.trace);
             e.with("memberId", std::string_view(it.txn.member_id))
                 .with("status", static_cast<std::int64_t>(stored.error().upstream_status));
             log_transaction(e, it.txn);
@@ -192,7 +192,7 @@ asio::awaitable<bool> write_path::deliver_pending(member_session& s, const call_
             }
         } else {
             writes_[redelivered_c].fetch_add(1, std::memory_order_relaxed);
-            log_event(log_, log_level::info, "outbox_delivered", ctx.request_id, ctx.trace_id())
+            log_event(log_, log_level::info, "outbox_delivered", ctx.request_id, ctx.trace)
                 .with("memberId", std::string_view(it.txn.member_id))
                 .with("remaining", static_cast<std::uint64_t>(outbox_.size()));
         }

@@ -41,7 +41,7 @@ asio::awaitable<result<std::uint64_t>> write_path::deliver_logged(member_session
             auto gone = co_await state_->refused(s.member, row.seq, ctx);
             if (!gone) co_return std::move(gone).error();
             writes_[4].fetch_add(1, std::memory_order_relaxed);
-            log_event e(log_, log_level::error, "outbox_dead_letter", ctx.request_id, ctx.trace_id());
+            log_event e(log_, log_level::error, "outbox_dead_letter", ctx.request_id, ctx.trace);
             e.with("memberId", std::string_view(s.member))
                 .with("seq", row.seq)
                 .with("status", static_cast<std::int64_t>(stored.error().upstream_status));
@@ -96,7 +96,7 @@ asio::awaitable<result<accept_outcome>> write_path::accept_clustered(member_sess
         co_return accept_outcome{};
     case append_result::kind::stale:
         // Another replica accepted a transaction of this member since this history was read.
-        log_event(ctx.log, log_level::info, "state_conflict", ctx.request_id, ctx.trace_id())
+        log_event(ctx.log, log_level::info, "state_conflict", ctx.request_id, ctx.trace)
             .with("memberId", std::string_view(s.member))
             .with("expected_seq", req.expected_seq);
         records_.drop(s.member, s.record);
@@ -139,7 +139,7 @@ asio::awaitable<write_outcome> write_path::deliver_clustered(member_session& s, 
             auto gone = co_await state_->refused(s.member, s.seq, ctx);
             writes_[2].fetch_add(1, std::memory_order_relaxed);
             records_.drop(s.member, s.record);
-            log_event e(ctx.log, log_level::error, "persist_failed", ctx.request_id, ctx.trace_id());
+            log_event e(ctx.log, log_level::error, "persist_failed", ctx.request_id, ctx.trace);
             e.with("memberId", std::string_view(t.member_id)).with("reason", stored.error().detail).with("seq", s.seq);
             if (!gone) e.with("error", gone.error().detail);
             log_transaction(e, t);
@@ -157,7 +157,7 @@ asio::awaitable<write_outcome> write_path::deliver_clustered(member_session& s, 
         // Committed in the member log: it waits there and is delivered in order later.
         out.deferred = true;
         writes_[1].fetch_add(1, std::memory_order_relaxed);
-        log_event e(ctx.log, log_level::warn, "persist_deferred", ctx.request_id, ctx.trace_id());
+        log_event e(ctx.log, log_level::warn, "persist_deferred", ctx.request_id, ctx.trace);
         e.with("memberId", std::string_view(t.member_id)).with("reason", why->detail).with("seq", s.seq);
         log_transaction(e, t);
     }
