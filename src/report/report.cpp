@@ -113,7 +113,7 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b 
 // Every chart is drawn in a 1000-unit-wide viewBox and scaled to the page width by CSS, so it
 // uses the whole width at any window size; text scales with it.
 
-constexpr double view_w = 1000, left_m = 70, right_m = 20, top_m = 14, bottom_m = 46;
+constexpr double view_w = 1000, left_m = 70, right_m = 36, top_m = 14, bottom_m = 46;
 constexpr double plot_w = view_w - left_m - right_m;
 
 // 1, 2, 5 × 10^k at or above v.
@@ -277,7 +277,7 @@ std::string latency_over_time_chart(const log_report& r) {
 
 // One row per kind of event, a mark in every interval that has any (darker: more of them).
 std::string events_chart(const log_report& r) {
-    constexpr double row = 24;
+    constexpr double row = 30;
     constexpr double plot_h = row * marker_kind_count;
     std::ostringstream o;
     o << svg_open("events", top_m + plot_h + bottom_m, "events over time");
@@ -286,14 +286,15 @@ std::string events_chart(const log_report& r) {
         const double y = top_m + row * static_cast<double>(k);
         std::uint64_t peak = 1;
         for (const auto& b : r.intervals) peak = std::max(peak, b.markers[k]);
-        o << "<text class='tick' x='" << left_m - 6 << "' y='" << y + 16 << "' text-anchor='end' font-size='11'>"
+        // The row's name sits inside the plot, above its marks: the names are longer than the margin.
+        o << "<text class='tick' x='" << left_m + 4 << "' y='" << y + 11 << "' font-size='11' fill='#444'>"
           << to_string(static_cast<marker_kind>(k)) << " (" << r.marker_counts[k] << ")</text>"
           << "<line x1='" << left_m << "' y1='" << y + row << "' x2='" << left_m + plot_w << "' y2='" << y + row << "' stroke='#f3f4f6'/>";
         for (std::size_t i = 0; i < r.intervals.size(); ++i) {
             const std::uint64_t n = r.intervals[i].markers[k];
             if (n == 0) continue;
-            o << "<rect x='" << fmt("%.2f", left_m + col * static_cast<double>(i)) << "' y='" << y + 4 << "' width='"
-              << fmt("%.2f", std::max(1.5, col * 0.92)) << "' height='" << row - 8 << "' fill='#7c3aed' fill-opacity='"
+            o << "<rect x='" << fmt("%.2f", left_m + col * static_cast<double>(i)) << "' y='" << y + 14 << "' width='"
+              << fmt("%.2f", std::max(1.5, col * 0.92)) << "' height='" << row - 16 << "' fill='#7c3aed' fill-opacity='"
               << fmt("%.2f", 0.35 + 0.65 * static_cast<double>(n) / static_cast<double>(peak)) << "'><title>"
               << clock_label(r.intervals[i].start_us, false) << ": " << n << "</title></rect>";
         }
@@ -321,6 +322,7 @@ std::string distribution_chart(const char* id, const std::vector<std::int64_t>& 
     }
     std::uint64_t peak = 1;
     for (const auto& [u, n] : buckets) peak = std::max(peak, n);
+    // Height log10(1 + n): 0 for none, about d at 10^d; gridlines at 0, 10, 100, ...
     const double decades = std::max(1.0, std::ceil(std::log10(static_cast<double>(peak) + 1)));
     const auto h_of = [&](std::uint64_t n) { return plot_h * std::log10(static_cast<double>(n) + 1) / decades; };
     std::ostringstream o;
@@ -329,7 +331,7 @@ std::string distribution_chart(const char* id, const std::vector<std::int64_t>& 
         const double y = top_m + plot_h - plot_h * d / decades;
         o << "<line x1='" << left_m << "' y1='" << fmt("%.1f", y) << "' x2='" << left_m + plot_w << "' y2='" << fmt("%.1f", y)
           << "' stroke='#e5e7eb'/><text class='tick' x='" << left_m - 6 << "' y='" << fmt("%.1f", y + 4)
-          << "' text-anchor='end' font-size='11'>" << fmt("%.0f", std::pow(10, d) - 1) << "</text>";
+          << "' text-anchor='end' font-size='11'>" << (d == 0 ? std::string("0") : fmt("%.0f", std::pow(10, d))) << "</text>";
     }
     const double col = buckets.empty() ? 0 : plot_w / static_cast<double>(buckets.size());
     const std::size_t every = std::max<std::size_t>(1, (buckets.size() + 9) / 10);
@@ -625,8 +627,8 @@ std::string render_html(const log_report& r) {
         if (name != "total" && name != "predict_ats" && name != "predict_resp") breakdown.emplace_back(name, s.mean / 1000.0);
     std::vector<std::pair<std::string, double>> mix;
     for (const auto& [offer, n] : r.offer_mix) mix.emplace_back(offer, static_cast<double>(n));
-    o << "<div class='cols'><div><h2>Where the time goes (mean per step)</h2>" << bar_chart("step-means", breakdown, "ms", "%.3f")
-      << "</div><div><h2>Offer mix</h2>" << bar_chart("offer-mix", mix, "offers") << "</div></div>";
+    o << "<h2>Where the time goes (mean per step)</h2>" << bar_chart("step-means", breakdown, "ms", "%.3f") << "<h2>Offer mix</h2>"
+      << bar_chart("offer-mix", mix, "offers");
     o << "<h2>Latency per step</h2><table><tr><th>step</th><th>count</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>";
     for (const auto& [name, s] : r.steps)
         o << "<tr><td>" << name << "</td><td>" << s.count << "</td><td>" << ms(s.p50) << "</td><td>" << ms(s.p90) << "</td><td>"
