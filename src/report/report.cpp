@@ -248,7 +248,10 @@ std::string latency_over_time_chart(const log_report& r) {
           << "' text-anchor='end' font-size='11'>" << short_latency(std::pow(10, d)) << "</text>";
     }
     const double col = r.intervals.empty() ? 0 : plot_w / static_cast<double>(r.intervals.size());
-    for (const auto& [pick, color] : {std::pair{0, "#2563eb"}, std::pair{1, "#dc2626"}}) {
+    for (const auto& series : {std::pair{0, "#2563eb"}, std::pair{1, "#dc2626"}}) {
+        // Named copies, not a structured binding: clang before 16 cannot capture bindings in the lambda below.
+        const int pick = series.first;
+        const char* const color = series.second;
         std::string points;
         const auto flush = [&] {
             if (points.empty()) return;
