@@ -42,6 +42,10 @@ namespace {
 constexpr std::array<const char*, 8> step_names{"fetch", "features", "predict_ats", "predict_resp",
                                                 "predict", "offer", "persist", "total"};
 
+// The steps a request runs one after another (together about its total): predict_ats and
+// predict_resp run in parallel inside predict, and total is their sum.
+bool sequential_step(std::string_view step) { return step != "total" && step != "predict_ats" && step != "predict_resp"; }
+
 std::int64_t nearest_rank(const std::vector<std::int64_t>& sorted, double q) {
     if (sorted.empty()) return 0;
     const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
@@ -83,6 +87,13 @@ std::string percent(double share) { return fmt("%.2f", 100 * share) + "%"; }
 std::string_view str(const json::object& o, std::string_view key) {
     const json::value* v = o.if_contains(key);
     return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+}
+
+// The upstream an upstream_error or circuit_state line names; logs of offerd before the field
+// was renamed call it `service`.
+std::string_view upstream_of(const json::object& o) {
+    const std::string_view u = str(o, "upstream");
+    return u.empty() ? str(o, "service") : u;
 }
 
 std::int64_t integer(const json::object& o, std::string_view key, std::int64_t otherwise = 0) {
@@ -172,16 +183,20 @@ std::string time_axis(const log_report& r, double plot_h) {
     return o.str() + axis_title_x(plot_h, "time (UTC), " + std::to_string(r.interval_s) + " s intervals");
 }
 
+// A horizontal gridline across the plot at y, labelled in the left margin.
+std::string gridline(double y, std::string_view label) {
+    std::ostringstream o;
+    o << "<line x1='" << left_m << "' y1='" << fmt("%.1f", y) << "' x2='" << left_m + plot_w << "' y2='" << fmt("%.1f", y)
+      << "' stroke='#e5e7eb'/><text class='tick' x='" << left_m - 6 << "' y='" << fmt("%.1f", y + 4)
+      << "' text-anchor='end' font-size='11'>" << label << "</text>";
+    return o.str();
+}
+
 // A linear y axis from 0 to top with four gridlines.
 std::string linear_y_axis(double top, double plot_h, const char* value_format) {
-    std::ostringstream o;
-    for (int k = 0; k <= 4; ++k) {
-        const double y = top_m + plot_h - plot_h * k / 4.0;
-        o << "<line x1='" << left_m << "' y1='" << fmt("%.1f", y) << "' x2='" << left_m + plot_w << "' y2='" << fmt("%.1f", y)
-          << "' stroke='#e5e7eb'/><text class='tick' x='" << left_m - 6 << "' y='" << fmt("%.1f", y + 4)
-          << "' text-anchor='end' font-size='11'>" << fmt(value_format, top * k / 4.0) << "</text>";
-    }
-    return o.str();
+    std::string out;
+    for (int k = 0; k <= 4; ++k) out += gridline(top_m + plot_h - plot_h * k / 4.0, fmt(value_format, top * k / 4.0));
+    return out;
 }
 
 std::string legend(const std::vector<std::pair<const char*, const char*>>& items) {
@@ -241,12 +256,7 @@ std::string latency_over_time_chart(const log_report& r) {
     };
     std::ostringstream o;
     o << svg_open("latency-over-time", top_m + plot_h + bottom_m, "p50 and p99 latency over time");
-    for (double d = d_lo; d <= d_hi + 1e-9; d += 1) {
-        const double y = y_of(std::pow(10, d));
-        o << "<line x1='" << left_m << "' y1='" << fmt("%.1f", y) << "' x2='" << left_m + plot_w << "' y2='" << fmt("%.1f", y)
-          << "' stroke='#e5e7eb'/><text class='tick' x='" << left_m - 6 << "' y='" << fmt("%.1f", y + 4)
-          << "' text-anchor='end' font-size='11'>" << short_latency(std::pow(10, d)) << "</text>";
-    }
+    for (double d = d_lo; d <= d_hi + 1e-9; d += 1) o << gridline(y_of(std::pow(10, d)), short_latency(std::pow(10, d)));
     const double col = r.intervals.empty() ? 0 : plot_w / static_cast<double>(r.intervals.size());
     for (const auto& series : {std::pair{0, "#2563eb"}, std::pair{1, "#dc2626"}}) {
         // Named copies, not a structured binding: clang before 16 cannot capture bindings in the lambda below.
@@ -330,12 +340,8 @@ std::string distribution_chart(const char* id, const std::vector<std::int64_t>& 
     const auto h_of = [&](std::uint64_t n) { return plot_h * std::log10(static_cast<double>(n) + 1) / decades; };
     std::ostringstream o;
     o << svg_open(id, top_m + plot_h + bottom_m, std::string(id) + " latency distribution");
-    for (int d = 0; d <= static_cast<int>(decades); ++d) {
-        const double y = top_m + plot_h - plot_h * d / decades;
-        o << "<line x1='" << left_m << "' y1='" << fmt("%.1f", y) << "' x2='" << left_m + plot_w << "' y2='" << fmt("%.1f", y)
-          << "' stroke='#e5e7eb'/><text class='tick' x='" << left_m - 6 << "' y='" << fmt("%.1f", y + 4)
-          << "' text-anchor='end' font-size='11'>" << (d == 0 ? std::string("0") : fmt("%.0f", std::pow(10, d))) << "</text>";
-    }
+    for (int d = 0; d <= static_cast<int>(decades); ++d)
+        o << gridline(top_m + plot_h - plot_h * d / decades, d == 0 ? std::string("0") : fmt("%.0f", std::pow(10, d)));
     const double col = buckets.empty() ? 0 : plot_w / static_cast<double>(buckets.size());
     const std::size_t every = std::max<std::size_t>(1, (buckets.size() + 9) / 10);
     for (std::size_t i = 0; i < buckets.size(); ++i) {
@@ -389,7 +395,6 @@ void add_marker(log_report& r, std::vector<timed>& timeline, std::int64_t t, std
 
 log_report build_report(std::istream& in) {
     log_report r;
-    std::map<std::string, std::uint64_t> per_second;
     std::vector<timed> timeline;
     std::int64_t first = 0, last = 0;
     for (std::string line; std::getline(in, line);) {
@@ -425,16 +430,12 @@ log_report build_report(std::istream& in) {
                        std::to_string(shed) + " shed (in flight " + std::to_string(integer(*o, "in_flight")) + ", limit " +
                            std::to_string(integer(*o, "limit")) + ")");
         } else if (event == "upstream_error") {
-            std::string_view upstream = str(*o, "upstream");
-            if (upstream.empty()) upstream = str(*o, "service");  // logs of offerd before the rename
-            const std::string what = std::string(upstream) + " " + std::string(str(*o, "path")) + " " + std::string(str(*o, "outcome"));
+            const std::string what = std::string(upstream_of(*o)) + " " + std::string(str(*o, "path")) + " " + std::string(str(*o, "outcome"));
             ++r.upstream_errors[what];
             add_marker(r, timeline, t, ts, marker_kind::upstream_error, event, what + " (attempt " + std::to_string(integer(*o, "attempt")) + ")");
         } else if (event == "circuit_state") {
-            std::string_view upstream = str(*o, "upstream");
-            if (upstream.empty()) upstream = str(*o, "service");
             add_marker(r, timeline, t, ts, marker_kind::breaker, event,
-                       std::string(upstream) + " " + std::string(str(*o, "from")) + " -> " + std::string(str(*o, "to")));
+                       std::string(upstream_of(*o)) + " " + std::string(str(*o, "from")) + " -> " + std::string(str(*o, "to")));
         } else if (event.starts_with("persist_") || event.starts_with("outbox_")) {
             std::string detail = std::string(str(*o, "memberId"));
             if (const auto reason = str(*o, "reason"); !reason.empty()) detail += (detail.empty() ? "" : ": ") + std::string(reason);
@@ -451,7 +452,6 @@ log_report build_report(std::istream& in) {
         const auto status = static_cast<unsigned>(integer(*o, "status"));
         ++r.statuses[status];
         if (const auto offer = str(*o, "offer"); !offer.empty()) ++r.offer_mix[std::string(offer)];
-        if (ts.size() >= 19) ++per_second[std::string(ts.substr(0, 19))];
         const auto* lat = o->if_contains("latency_us");
         std::int64_t total = -1;
         slow_request sr;
@@ -463,7 +463,7 @@ log_report build_report(std::istream& in) {
                 r.samples[step].push_back(us);
                 if (std::string_view(step) == "total") {
                     total = us;
-                } else if (std::string_view(step) != "predict_ats" && std::string_view(step) != "predict_resp" && us > sr.dominant_us) {
+                } else if (sequential_step(step) && us > sr.dominant_us) {
                     sr.dominant_us = us;
                     sr.dominant_step = step;
                 }
@@ -494,7 +494,6 @@ log_report build_report(std::istream& in) {
         s.mean = xs.empty() ? 0 : static_cast<double>(std::accumulate(xs.begin(), xs.end(), std::int64_t{0})) / static_cast<double>(xs.size());
         r.steps.emplace_back(step, s);
     }
-    r.per_second.assign(per_second.begin(), per_second.end());
 
     if (first == 0) return r;
     r.span_s = static_cast<double>(last - first) / 1e6;
@@ -627,7 +626,7 @@ std::string render_html(const log_report& r) {
     o << "<h2>Events</h2>" << events_chart(r);
     std::vector<std::pair<std::string, double>> breakdown;
     for (const auto& [name, s] : r.steps)
-        if (name != "total" && name != "predict_ats" && name != "predict_resp") breakdown.emplace_back(name, s.mean / 1000.0);
+        if (sequential_step(name)) breakdown.emplace_back(name, s.mean / 1000.0);
     std::vector<std::pair<std::string, double>> mix;
     for (const auto& [offer, n] : r.offer_mix) mix.emplace_back(offer, static_cast<double>(n));
     o << "<h2>Where the time goes (mean per step)</h2>" << bar_chart("step-means", breakdown, "ms", "%.3f") << "<h2>Offer mix</h2>"

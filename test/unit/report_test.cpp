@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
+#include "offerd/domain/timestamp.hpp"
 #include "offerd/report/report.hpp"
 
 using namespace offerd;
@@ -57,11 +58,13 @@ TEST_CASE("the report's per-step percentiles are nearest-rank over the offer eve
     CHECK(fetch.second.max == 900);
 }
 
-TEST_CASE("the report lists offer events per second and the slowest requests with their dominant step", "[unit]") {
+TEST_CASE("the report counts offer events per second and lists the slowest requests with their dominant step", "[unit]") {
     const auto r = known();
-    REQUIRE(r.per_second.size() == 3);
-    CHECK(r.per_second[0] == std::pair<std::string, std::uint64_t>{"2026-01-01T00:00:00", 2});
-    CHECK(r.per_second[1].second == 1);
+    CHECK(r.interval_s == 1);
+    REQUIRE(r.intervals.size() == 3);
+    CHECK(r.intervals[0].start_us == *parse_timestamp("2026-01-01T00:00:00Z"));
+    CHECK(r.intervals[0].ok + r.intervals[0].errors == 2);
+    CHECK(r.intervals[1].ok + r.intervals[1].errors == 1);
     REQUIRE(r.slowest.size() == 4);
     CHECK(r.slowest[0].request_id == "r3");
     CHECK(r.slowest[0].dominant_step == "predict");

@@ -62,7 +62,6 @@ struct log_report {
     std::map<unsigned, std::uint64_t> statuses;  // offer and rejected events by status
     std::map<std::string, std::uint64_t> offer_mix;
     std::vector<std::pair<std::string, step_stats>> steps;          // pipeline order
-    std::vector<std::pair<std::string, std::uint64_t>> per_second;  // "YYYY-MM-DDTHH:MM:SS" -> offer events
     std::vector<slow_request> slowest;                             // up to 10, slowest first
     std::map<std::string, std::vector<std::int64_t>> samples;      // step -> sorted latencies (for charts)
 
