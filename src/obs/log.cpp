@@ -175,8 +175,7 @@ void logger::flush() {
     sink_->sink->flush();
 }
 
-log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id,
-                     std::string_view trace_id)
+log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id)
     : log_(log.enabled(level) ? &log : nullptr), w_(line_) {
     if (!log_) return;
     line_.reserve(256);
@@ -185,16 +184,18 @@ log_event::log_event(logger& log, log_level level, std::string_view event, std::
     std::string ts = format_rfc3339(now.count(), /*always_fraction=*/true);
     w_.begin_object().member("ts", std::string_view(ts)).member("level", to_string(level)).member("event", event);
     if (!request_id.empty()) w_.member("request_id", request_id);
-    if (!trace_id.empty()) w_.member("trace_id", trace_id);
 }
 
 log_event::log_event(logger& log, log_level level, std::string_view event, std::string_view request_id, const trace_context* trace)
-    : log_event(log, level, event, request_id, trace ? std::string_view(trace->trace_id) : std::string_view{}) {
+    : log_event(log, level, event, request_id) {
     if (!log_) return;
-    if (trace && !trace->span_id.empty()) w_.member("span_id", std::string_view(trace->span_id));
-    if (trace && !trace->parent_span_id.empty()) w_.member("parent_span_id", std::string_view(trace->parent_span_id));
-    if (trace && !trace->service.empty()) w_.member("service", trace->service);
-    if (!log.instance().empty()) w_.member("instance", std::string_view(log.instance()));
+    if (trace) {
+        if (!trace->trace_id.empty()) w_.member("trace_id", std::string_view(trace->trace_id));
+        if (!trace->span_id.empty()) w_.member("span_id", std::string_view(trace->span_id));
+        if (!trace->parent_span_id.empty()) w_.member("parent_span_id", std::string_view(trace->parent_span_id));
+        if (!trace->service.empty()) w_.member("service", trace->service);
+    }
+    w_.member("instance", std::string_view(log.instance()));  // never empty: HOSTNAME:PID by default
 }
 
 log_event::~log_event() {

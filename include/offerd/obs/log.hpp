@@ -83,13 +83,11 @@ private:
     std::thread batcher_;
 };
 
-// Builds one event: {"ts":…,"level":…,"event":…,"request_id":…,"trace_id":…, fields…}; written on
-// destruction.
+// Builds one event: {"ts":…,"level":…,"event":…,"request_id":…, fields…}; written on destruction.
 // Costs nothing beyond a branch when the level is disabled.
 class log_event {
 public:
-    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {},
-              std::string_view trace_id = {});
+    log_event(logger& log, log_level level, std::string_view event, std::string_view request_id = {});
     // A request event: request_id, then trace_id, span_id, parent_span_id (when the caller sent
     // one) and service from the request's trace context (when not null), then the logger's instance.
     log_event(logger& log, log_level level, std::string_view event, std::string_view request_id, const trace_context* trace);
