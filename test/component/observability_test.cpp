@@ -3,12 +3,14 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
 #include <thread>
 
 #include "json_schema.hpp"
+#include "process.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;
@@ -103,9 +105,8 @@ std::vector<std::string> promql_metrics(std::string_view e) {
 }
 
 std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    REQUIRE(in);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    REQUIRE(std::filesystem::is_regular_file(path));
+    return read_file(path);
 }
 }  // namespace
 

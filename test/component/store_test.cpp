@@ -36,13 +36,6 @@ struct temp_dir {
     std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << bytes;
@@ -86,7 +79,7 @@ written_file write_records(const std::string& path, std::size_t n) {
             REQUIRE(log->append_sync(w.payloads.back()));
         }
     }
-    w.bytes = read_bytes(path);
+    w.bytes = read_file(path);
     return w;
 }
 
@@ -173,7 +166,7 @@ TEST_CASE("a record file torn at any byte of its last record keeps the whole rec
             CHECK(opened.report.first_bad_offset == last);
             CHECK(opened.report.bytes_set_aside == cut - last);
             CHECK(opened.report.set_aside_path == path + ".corrupt-1");
-            CHECK(read_bytes(opened.report.set_aside_path) == w.bytes.substr(last, cut - last));
+            CHECK(read_file(opened.report.set_aside_path) == w.bytes.substr(last, cut - last));
         }
         CHECK(fs::file_size(path) == last);
         opened.log.reset();
@@ -202,7 +195,7 @@ TEST_CASE("a flipped byte in any record drops that record alone, set aside, and 
             CHECK(opened.report.dropped == 1);
             CHECK(opened.report.first_bad_offset == start);
             CHECK(opened.report.bytes_set_aside == end - start);
-            CHECK(read_bytes(opened.report.set_aside_path) == bytes.substr(start, end - start));
+            CHECK(read_file(opened.report.set_aside_path) == bytes.substr(start, end - start));
             opened.log.reset();
             check_append_survives(path, others);
         }
@@ -235,11 +228,11 @@ TEST_CASE("garbage appended to a record file is set aside and a later append sur
     CHECK(opened.report.dropped == 4);
     CHECK(opened.report.first_bad_offset == w.bytes.size());
     CHECK(opened.report.bytes_set_aside == garbage.size());
-    CHECK(read_bytes(opened.report.set_aside_path) == garbage);
+    CHECK(read_file(opened.report.set_aside_path) == garbage);
     opened.log.reset();
     check_append_survives(path, w.payloads);
     // A second damaged open sets its bytes aside beside the first's.
-    write_bytes(path, read_bytes(path) + "junk");
+    write_bytes(path, read_file(path) + "junk");
     CHECK(open_log(path).report.set_aside_path == path + ".corrupt-2");
 }
 
@@ -427,7 +420,7 @@ TEST_CASE("member-data warns about a torn journal and a write answered after the
         test_app app(md, with_journal);
         for (int i = 0; i < 5; ++i) REQUIRE(post(app.port(role::member_data), "/member_data", txn_body("TJ", "2024-06-01T10:00:00Z", "BUY", i)).status == 200);
     }
-    const std::string bytes = read_bytes(journal);
+    const std::string bytes = read_file(journal);
     write_bytes(journal, bytes.substr(0, bytes.size() - 10));  // the last record torn
     {
         test_app app(md, with_journal);

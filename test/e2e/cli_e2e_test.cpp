@@ -270,8 +270,7 @@ TEST_CASE("scripts/deps.sh says what it installs and lets no installed service s
     CHECK(r.exit_code == 0);
     CHECK(r.err.find("deps: installing tools the README uses: curl jq") != std::string::npos);
     CHECK(r.err.find("deps: installing test tools: prometheus") != std::string::npos);
-    std::ifstream in(calls);
-    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string log = read_file(calls);
     CHECK(log.find("install -y -qq --no-install-recommends prometheus") != std::string::npos);
     CHECK(log.find("policy 0") == std::string::npos);
     CHECK(log.find("policy 101") != std::string::npos);
@@ -294,13 +293,7 @@ TEST_CASE("SIGHUP reopens the log file (logrotate) and offerd keeps serving", "[
     CHECK(*reopened == "offerd: SIGHUP: log file reopened");
     REQUIRE(post(port, "/member/offer", txn_body("ROTATE2")).status == 200);
     CHECK(child.stop(SIGTERM, std::chrono::seconds(20)) == 0);
-    const auto slurp = [](const std::string& path) {
-        std::ifstream in(path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    };
-    const std::string before = slurp(log + ".1"), after = slurp(log);
+    const std::string before = read_file(log + ".1"), after = read_file(log);
     CHECK(before.find("ROTATE1") != std::string::npos);
     CHECK(before.find("ROTATE2") == std::string::npos);
     CHECK(after.find("ROTATE2") != std::string::npos);

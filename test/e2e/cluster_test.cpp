@@ -55,10 +55,7 @@ public:
             script({"down"}, std::chrono::seconds(60));
             FAIL("scripts/cluster.sh up failed (" << r.exit_code << "):\n" << r.err);
         }
-        std::ifstream in(dir_ + "/cluster.json");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        info_ = json::parse(ss.str()).as_object();
+        info_ = json::parse(read_file(dir_ + "/cluster.json")).as_object();
     }
     ~cluster() { script({"down"}, std::chrono::seconds(60)); }
 

@@ -101,11 +101,7 @@ TEST_CASE("the HTML report of a real log lays out its KPIs and page-wide charts 
     CHECK(report.out.find("requests: 43 (41 offers, 1 rejected, 1 replayed, 0 shed)") != std::string::npos);
     CHECK(report.out.find("200 replayed  1") != std::string::npos);
 
-    std::string page;
-    {
-        std::ifstream in(html);
-        page.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    std::string page = read_file(html);
     const auto body_end = page.rfind("</body>");
     REQUIRE(body_end != std::string::npos);
     page.insert(body_end, layout_probe);

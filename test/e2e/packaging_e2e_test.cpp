@@ -21,13 +21,6 @@ namespace {
 const std::string binary = OFFERD_BINARY;
 const std::string man_page = std::string(OFFERD_SOURCE_DIR) + "/docs/offerd.1";
 
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // Every `--name` in text (roff: `\-\-name\-part` reads as `--name-part`).
 std::set<std::string> flags_in(std::string text, bool roff) {
     if (roff) text = std::regex_replace(text, std::regex(R"(\\-)"), "-");
@@ -75,7 +68,7 @@ std::map<std::string, std::string> settings(const std::string& text) {
 }  // namespace
 
 TEST_CASE("every flag in the --help of every command appears in the man page", "[e2e]") {
-    const auto man = flags_in(read_all(man_page), true);
+    const auto man = flags_in(read_file(man_page), true);
     REQUIRE_FALSE(man.empty());
     for (const auto& [command, flags] : help_flags())
         for (const auto& f : flags) {
@@ -87,7 +80,7 @@ TEST_CASE("every flag in the --help of every command appears in the man page", "
 TEST_CASE("every flag the man page names is one offerd has", "[e2e]") {
     std::set<std::string> known;
     for (const auto& [command, flags] : help_flags()) known.insert(flags.begin(), flags.end());
-    for (const auto& f : flags_in(read_all(man_page), true)) {
+    for (const auto& f : flags_in(read_file(man_page), true)) {
         INFO("docs/offerd.1 names --" << f << ", which no --help lists");
         CHECK(known.count(f) == 1);
     }

@@ -25,11 +25,6 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
     return out;
 }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Waits for pid up to limit; SIGKILLs it after that. Returns the exit code or -1.
 int wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
     const auto until = std::chrono::steady_clock::now() + limit;
@@ -47,6 +42,11 @@ int wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
     }
 }
 }  // namespace
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 std::string temp_path(const std::string& stem) {
     std::string pattern = "/tmp/offerd-" + stem + "-XXXXXX";
@@ -70,8 +70,8 @@ run_output run_process(const std::vector<std::string>& argv, std::chrono::millis
     if (rc != 0) throw std::runtime_error("cannot spawn " + argv[0]);
     run_output r;
     r.exit_code = wait_bounded(pid, limit);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
     unlink(out_path.c_str());
     unlink(err_path.c_str());
     return r;
@@ -131,7 +131,7 @@ void child_process::signal(int sig) const {
     if (pid_ > 0) kill(pid_, sig);
 }
 
-std::string child_process::err() const { return slurp(err_path_); }
+std::string child_process::err() const { return read_file(err_path_); }
 
 std::map<std::string, std::string> listening_urls(child_process& child, std::size_t count, std::chrono::milliseconds limit) {
     std::map<std::string, std::string> urls;

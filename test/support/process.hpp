@@ -45,6 +45,9 @@ private:
 
 std::string temp_path(const std::string& stem);
 
+// A whole file's bytes; empty when it is missing or unreadable.
+std::string read_file(const std::string& path);
+
 // The `offerd: ROLE listening on URL` lines an offerd serve child prints at start, as role -> URL,
 // once `count` were read; throws std::runtime_error when stdout ends or stalls for `limit` first.
 std::map<std::string, std::string> listening_urls(child_process& child, std::size_t count,

@@ -16,6 +16,7 @@
 #include "offerd/codec/json_writer.hpp"
 #include "offerd/domain/csv.hpp"
 #include "offerd/net/http_client.hpp"
+#include "process.hpp"
 
 namespace offerd::test {
 
@@ -227,8 +228,7 @@ std::vector<boost::json::object> test_app::events(std::string_view name) {
 }
 
 std::vector<transaction> read_valid_rows(const std::string& path, std::size_t* malformed) {
-    std::ifstream in(path, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_file(path);
     csv_reader reader(text);
     csv_record rec;
     failure err;
