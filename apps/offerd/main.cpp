@@ -1,5 +1,8 @@
 // offerd: argv -> config -> run what was asked -> wait for SIGINT/SIGTERM (SIGHUP: reopen the log, reload keys). Glue only.
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -121,6 +124,15 @@ int stream(const std::vector<std::string>& args) {
         return cmd.exit_code;
     }
     std::signal(SIGPIPE, SIG_IGN);
+    // The summary file is opened before a row is sent: a path that cannot be written is a usage error.
+    std::ofstream summary_file;
+    if (const auto& path = cmd.config->summary_json; !path.empty() && path != "-") {
+        summary_file.open(path, std::ios::trunc);
+        if (!summary_file) {
+            std::cerr << "offerd stream: --summary-json: cannot write '" << path << "': " << std::strerror(errno) << '\n';
+            return 2;
+        }
+    }
     offerd::progress_options progress;
     progress.terminal = isatty(STDERR_FILENO) != 0;
     progress.every = std::chrono::milliseconds(progress.terminal ? 200 : 5000);
@@ -132,7 +144,17 @@ int stream(const std::vector<std::string>& args) {
         std::cerr << "offerd stream: " << summary.error().detail << '\n';
         return 2;
     }
-    std::cout << offerd::format_summary(*summary) << std::endl;
+    // With jsonl rows, stdout stays one JSON object a line: the text summary goes to stderr.
+    (cmd.config->output == offerd::stream_output::jsonl ? std::cerr : std::cout) << offerd::format_summary(*summary) << std::endl;
+    if (cmd.config->summary_json == "-") std::cout << offerd::format_summary_json(*summary) << std::endl;
+    if (summary_file.is_open()) {
+        summary_file << offerd::format_summary_json(*summary) << '\n';
+        summary_file.close();
+        if (!summary_file) {
+            std::cerr << "offerd stream: --summary-json: writing '" << cmd.config->summary_json << "' failed\n";
+            return std::max(1, offerd::stream_exit_status(*summary));
+        }
+    }
     return offerd::stream_exit_status(*summary);
 }
 

@@ -587,6 +587,9 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
         ("path", po::value<std::string>()->default_value(d.path), "request path; /member_data with a member-data --target seeds histories")
         ("concurrency", ranged<std::size_t>(1, 4096)->default_value(d.concurrency), "requests in flight at most (never two for one member)")
         ("quiet,q", po::bool_switch(), "print only skipped rows, failures and the summary")
+        ("output", po::value<std::string>()->default_value("text"),
+         "text: each answer body on stdout; jsonl: one JSON object per row on stdout, of every outcome (line, memberId, outcome ok|replayed|failed|skipped|held, status, offer, latency_ms, replayed, error), with the summary on stderr")
+        ("summary-json", po::value<std::string>(), "also write the summary as one JSON object (counts, statuses, offers, exit_status) to this file; - writes it to stdout after the rows")
         ("timeout-ms", ranged<long>(1, max_ms)->default_value(d.timeout.count()), "per-request timeout")
         ("retries", ranged<int>(0, 20)->default_value(d.retries), "extra attempts after a timeout, 429 or 5xx (each row carries a stable Idempotency-Key, so retries never double a row)")
         ("realtime-priority", ranged<int>(0, 99)->default_value(d.realtime_priority),
@@ -605,7 +608,8 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     if (vm.count("help"))
         return help<stream_config>("Usage: offerd stream [[--csv] FILE|-] [--target URL] [--concurrency N] [--quiet]", desc,
                                    "\nSends one POST /member/offer per valid row, in CSV order; malformed rows are skipped\n"
-                                   "with one line each on stderr. Prints each answer, then a summary line.\n"
+                                   "with one line each on stderr. Prints each answer, then a summary line\n"
+                                   "(--output jsonl: one JSON object per row, for jq or a notebook).\n"
                                    "Exit status: 0 when no row failed, 1 when some failed, 2 on usage errors or an\n"
                                    "unreachable target.\n");
     stream_config c;
@@ -616,6 +620,12 @@ parsed_command<stream_config> parse_stream_command(const std::vector<std::string
     if (auto u = parse_url(c.target); !u) return usage_error<stream_config>("stream", "--target: " + u.error().detail);
     c.concurrency = vm["concurrency"].as<std::size_t>();
     c.quiet = vm["quiet"].as<bool>();
+    if (const auto out = vm["output"].as<std::string>(); out == "jsonl") c.output = stream_output::jsonl;
+    else if (out != "text") return usage_error<stream_config>("stream", "--output: expected text or jsonl, not '" + out + "'");
+    if (vm.count("summary-json")) {
+        c.summary_json = vm["summary-json"].as<std::string>();
+        if (c.summary_json.empty()) return usage_error<stream_config>("stream", "--summary-json: expected a file name or -");
+    }
     c.timeout = ms(vm["timeout-ms"].as<long>());
     c.retries = vm["retries"].as<int>();
     c.realtime_priority = vm["realtime-priority"].as<int>();

@@ -121,7 +121,36 @@ struct pending_row {
     bool done = false;
     bool to_out = false;  // an answer (stdout) rather than a report (stderr)
     std::string text;
+    std::string record;   // jsonl: the row's JSON object, printed on stdout
 };
+
+// One row's JSON object for --output jsonl.
+struct row_result {
+    std::size_t line = 0;
+    std::string_view member;
+    const char* outcome = "ok";
+    unsigned status = 0;           // 0: not sent or no answer
+    const std::string* offer = nullptr;
+    std::int64_t latency_us = -1;  // -1: not sent
+    bool replayed = false;
+    std::string_view error{};
+};
+
+std::string row_record(const row_result& r) {
+    std::string out;
+    json_writer w(out);
+    w.begin_object().member("line", static_cast<std::uint64_t>(r.line)).member("memberId", r.member).member("outcome", r.outcome);
+    w.key("status");
+    r.status ? w.value(static_cast<std::uint64_t>(r.status)) : w.null();
+    w.key("offer");
+    r.offer ? w.value(std::string_view(*r.offer)) : w.null();
+    w.key("latency_ms");
+    r.latency_us >= 0 ? w.value(static_cast<double>(r.latency_us) / 1000.0) : w.null();
+    w.member("replayed", r.replayed);
+    if (!r.error.empty()) w.member("error", r.error);
+    w.end_object();
+    return out;
+}
 
 struct stream_state {
     stream_state(const stream_config& c, std::ostream& o, std::ostream& e, asio::io_context& ctx, const url& target,
@@ -156,19 +185,25 @@ struct stream_state {
 
     pending_row& row_at(std::uint64_t seq) { return pending[static_cast<std::size_t>(seq - printed)]; }
 
-    // Appends a row already decided (a skipped or held row, a note) and prints what is in order.
-    void add_done(bool to_stdout, std::string text) {
-        pending.push_back(pending_row{true, to_stdout, std::move(text)});
+    bool jsonl() const { return cfg.output == stream_output::jsonl; }
+
+    // Appends a row already decided (a skipped or held row, a note) and prints what is in order;
+    // `row` (jsonl) is its object on stdout.
+    void add_done(std::string text, const row_result* row = nullptr) {
+        pending.push_back(pending_row{true, false, std::move(text), row && jsonl() ? row_record(*row) : std::string()});
         flush_printed();
     }
 
     void flush_printed() {
         while (!pending.empty() && pending.front().done) {
             const pending_row& r = pending.front();
-            if (r.to_out) {
-                if (!cfg.quiet) out << r.text << '\n';
-            } else {
-                err << r.text << '\n';
+            if (!r.to_out) err << r.text << '\n';
+            if (!(r.to_out && cfg.quiet)) {
+                if (jsonl()) {
+                    if (!r.record.empty()) out << r.record << '\n';
+                } else if (r.to_out) {
+                    out << r.text << '\n';
+                }
             }
             pending.pop_front();
             ++printed;
@@ -207,20 +242,29 @@ asio::awaitable<void> send_row(stream_state& s, std::uint64_t seq, std::size_t l
     out.done = true;
     ++s.summary.statuses[res ? res->result_int() : 0u];
     std::string reason;
+    row_result row{line, member_id, "failed", res ? res->result_int() : 0u, nullptr, us};
+    result<std::string> offer = fail(errc::internal, {});
     if (!res) {
         reason = res.error().detail;
         out.text = where(line, member_id) + "failed: " + reason;
         ++s.summary.failed;
+        row.error = reason;
     } else if (res->result() != http::status::ok) {
         reason = "HTTP " + std::to_string(res->result_int());
         out.text = where(line, member_id) + "failed: " + reason + " " + res->body();
         ++s.summary.failed;
+        row.error = res->body();
     } else {
         out.to_out = true;
-        if (auto offer = decode_offer(res->body())) ++s.summary.offers[*offer];
-        ++((*res)["Idempotent-Replayed"] == "true" ? s.summary.replayed : s.summary.ok);
+        offer = decode_offer(res->body());
+        if (offer) ++s.summary.offers[*offer];
+        row.replayed = (*res)["Idempotent-Replayed"] == "true";
+        row.outcome = row.replayed ? "replayed" : "ok";
+        row.offer = offer ? &*offer : nullptr;
+        ++(row.replayed ? s.summary.replayed : s.summary.ok);
         out.text = std::move(res->body());
     }
+    if (s.jsonl()) out.record = row_record(row);
     if (!out.to_out) s.failed_members.emplace(member_id, std::pair{line, std::move(reason)});
     --s.in_flight;
     s.busy.erase(member_id);
@@ -263,7 +307,7 @@ asio::awaitable<void> dispatch(stream_state& s) {
         if (st == csv_stream_reader::status::end) break;
         if (st != csv_stream_reader::status::record) {
             s.summary.csv_truncated = true;
-            s.add_done(false, "CSV syntax error, stopped reading: " + syntax.detail);
+            s.add_done("CSV syntax error, stopped reading: " + syntax.detail);
             break;
         }
         ++s.summary.rows_read;
@@ -272,15 +316,17 @@ asio::awaitable<void> dispatch(stream_state& s) {
         if (!t) {
             ++s.summary.skipped;
             const std::string id = cols->index[0] < rec.fields.size() ? rec.fields[cols->index[0]] : std::string();
-            s.add_done(false, where(rec.line, id) + "skipped: " + t.error().detail);
+            const row_result row{rec.line, id, "skipped", 0, nullptr, -1, false, t.error().detail};
+            s.add_done(where(rec.line, id) + "skipped: " + t.error().detail, &row);
             continue;
         }
         while ((s.in_flight >= s.cfg.concurrency || s.busy.contains(t->member_id)) && !s.interrupted) co_await wait_for_change(s);
         if (s.interrupted) break;
         if (auto f = s.failed_members.find(t->member_id); f != s.failed_members.end()) {
             ++s.summary.held;
-            s.add_done(false, where(rec.line, t->member_id) + "not sent: held back behind line " + std::to_string(f->second.first) +
-                                  " which failed (" + f->second.second + ")");
+            const std::string why = "held back behind line " + std::to_string(f->second.first) + " which failed (" + f->second.second + ")";
+            const row_result row{rec.line, t->member_id, "held", 0, nullptr, -1, false, why};
+            s.add_done(where(rec.line, t->member_id) + "not sent: " + why, &row);
             continue;
         }
         // The key (hash of the file up to this row + line) lets the orchestrator recognise this
@@ -423,6 +469,32 @@ std::string format_summary(const stream_summary& s) {
     if (s.csv_truncated) o << " csv_truncated=true";
     if (s.interrupted) o << " interrupted=true";
     return o.str();
+}
+
+std::string format_summary_json(const stream_summary& s) {
+    std::string out;
+    json_writer w(out);
+    w.begin_object()
+        .member("rows_read", s.rows_read)
+        .member("sent", s.sent)
+        .member("ok", s.ok)
+        .member("replayed", s.replayed)
+        .member("skipped", s.skipped)
+        .member("failed", s.failed)
+        .member("held", s.held)
+        .member("retried", s.retried)
+        .member("elapsed_s", s.elapsed_s)
+        .member("rows_per_s", s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0)
+        .member("p50_ms", s.p50_ms)
+        .member("p99_ms", s.p99_ms)
+        .member("csv_truncated", s.csv_truncated)
+        .member("interrupted", s.interrupted);
+    w.key("statuses").begin_object();
+    for (const auto& [status, n] : s.statuses) w.member(status ? std::to_string(status) : std::string("no_answer"), n);
+    w.end_object().key("offers").begin_object();
+    for (const auto& [offer, n] : s.offers) w.member(offer, n);
+    w.end_object().member("exit_status", stream_exit_status(s)).end_object();
+    return out;
 }
 
 }  // namespace offerd

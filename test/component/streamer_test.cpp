@@ -158,3 +158,88 @@ TEST_CASE("rows appended to a file keep the keys of the rows before them", "[com
     CHECK(rerun->ok == 1);
     std::remove(csv.c_str());
 }
+
+TEST_CASE("--output jsonl prints one object per row of every outcome, in CSV order, and the summary has a JSON form",
+          "[component]") {
+    const std::string csv = write_csv();
+    std::ofstream(csv, std::ios::app) << "E,not a time,buy,100,20.00\n";  // line 10: malformed
+    std::atomic<bool> member_data_down{true};
+    fake_orchestrator orch([&](const std::string& key) { return member_data_down && line_of(key) == "5"; });
+    stream_config cfg = config_for(csv, orch.url());
+    cfg.quiet = false;
+    cfg.output = stream_output::jsonl;
+
+    std::ostringstream out, err;
+    auto first = run_stream(cfg, out, err);
+    REQUIRE(first);
+    std::vector<json::object> rows;
+    {
+        std::istringstream lines(out.str());
+        for (std::string line; std::getline(lines, line);) rows.push_back(json::parse(line).as_object());
+    }
+    REQUIRE(rows.size() == 9);
+    std::map<std::string, std::string> outcome;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        INFO(json::serialize(rows[i]));
+        CHECK(rows[i].at("line").as_int64() == static_cast<std::int64_t>(i) + 2);  // CSV order
+        outcome[std::to_string(rows[i].at("line").as_int64())] = std::string(rows[i].at("outcome").as_string());
+    }
+    CHECK(outcome == std::map<std::string, std::string>{{"2", "ok"}, {"3", "ok"}, {"4", "ok"}, {"5", "failed"}, {"6", "held"},
+                                                        {"7", "ok"}, {"8", "held"}, {"9", "ok"}, {"10", "skipped"}});
+    const auto& ok = rows[0];
+    CHECK(ok.at("memberId") == "A");
+    CHECK(ok.at("status").as_int64() == 200);
+    CHECK(ok.at("offer") == "35% Bonus");
+    CHECK(ok.at("latency_ms").as_double() > 0);
+    CHECK(ok.at("replayed") == false);
+    CHECK_FALSE(ok.contains("error"));
+    const auto& failed = rows[3];
+    CHECK(failed.at("memberId") == "B");
+    CHECK(failed.at("status").as_int64() == 503);
+    CHECK(failed.at("offer").is_null());
+    CHECK(std::string(failed.at("error").as_string()).find("member-data unavailable") != std::string::npos);
+    const auto& held = rows[4];
+    CHECK(held.at("status").is_null());
+    CHECK(held.at("latency_ms").is_null());
+    CHECK(held.at("error") == "held back behind line 5 which failed (HTTP 503)");
+    CHECK(rows[8].at("memberId") == "E");
+    CHECK(rows[8].at("status").is_null());
+    CHECK_FALSE(rows[8].at("error").as_string().empty());
+    // The human lines of the failures stay on err.
+    CHECK(err.str().find("line 5 (memberId B): failed: HTTP 503") != std::string::npos);
+    CHECK(err.str().find("line 10 (memberId E): skipped: ") != std::string::npos);
+
+    const auto summary = json::parse(format_summary_json(*first)).as_object();
+    CHECK(summary.at("rows_read").as_int64() == 9);
+    CHECK(summary.at("sent").as_int64() == 6);
+    CHECK(summary.at("ok").as_int64() == 5);
+    CHECK(summary.at("failed").as_int64() == 1);
+    CHECK(summary.at("held").as_int64() == 2);
+    CHECK(summary.at("skipped").as_int64() == 1);
+    CHECK(summary.at("statuses").at("200").as_int64() == 5);
+    CHECK(summary.at("statuses").at("503").as_int64() == 1);
+    CHECK(summary.at("offers").at("35% Bonus").as_int64() == 5);
+    CHECK(summary.at("interrupted") == false);
+    CHECK(summary.at("exit_status").as_int64() == 1);
+
+    // A quiet rerun: the answered rows (now all replays or new answers) print nothing, the skipped row still does.
+    member_data_down = false;
+    cfg.quiet = true;
+    std::ostringstream out2, err2;
+    auto rerun = run_stream(cfg, out2, err2);
+    REQUIRE(rerun);
+    CHECK(rerun->replayed == 5);
+    CHECK(out2.str().find("\"outcome\":\"skipped\"") != std::string::npos);
+    CHECK(out2.str().find("\"outcome\":\"replayed\"") == std::string::npos);
+    CHECK(json::parse(format_summary_json(*rerun)).at("exit_status").as_int64() == 0);
+
+    // Not quiet: a replayed row says so.
+    cfg.quiet = false;
+    std::ostringstream out3, err3;
+    REQUIRE(run_stream(cfg, out3, err3));
+    const auto again = json::parse(out3.str().substr(0, out3.str().find('\n'))).as_object();
+    CHECK(again.at("outcome") == "replayed");
+    CHECK(again.at("replayed") == true);
+    CHECK(again.at("status").as_int64() == 200);
+    std::remove(csv.c_str());
+}

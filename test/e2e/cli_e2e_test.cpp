@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <filesystem>
@@ -98,6 +99,45 @@ TEST_CASE("stream uses the CSV given as its positional argument", "[e2e]") {
     CHECK(target.posts() == 7);
     CHECK(r.out.find("rows_read=7 ") != std::string::npos);
     std::remove(csv.c_str());
+}
+
+TEST_CASE("stream --output jsonl keeps stdout one JSON object a line and --summary-json writes the summary", "[e2e]") {
+    fake_target target;
+    const std::string csv = generated_csv(5), summary = temp_path("summary") + ".json";
+    auto r = run_process({binary, "stream", csv, "--target", target.server.url(), "--path", "/member_data", "--output", "jsonl",
+                          "--summary-json", summary},
+                         std::chrono::seconds(20));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(lines(r.out) == 5);
+    std::istringstream out(r.out);
+    for (std::string line; std::getline(out, line);) {
+        INFO(line);
+        const auto row = boost::json::parse(line).as_object();
+        CHECK(row.at("outcome") == "ok");
+        CHECK(row.at("offer") == "35% Bonus");
+    }
+    CHECK(r.err.find("summary: rows_read=5 ") != std::string::npos);  // the text summary moves to stderr
+    const auto s = boost::json::parse(read_file(summary)).as_object();
+    CHECK(s.at("rows_read").as_int64() == 5);
+    CHECK(s.at("ok").as_int64() == 5);
+    CHECK(s.at("exit_status").as_int64() == 0);
+
+    auto to_stdout = run_process(stream_argv(target, {csv, "--summary-json", "-"}), std::chrono::seconds(20));
+    CHECK(to_stdout.exit_code == 0);
+    const auto last = to_stdout.out.substr(to_stdout.out.rfind('\n', to_stdout.out.size() - 2) + 1);
+    CHECK(boost::json::parse(last).at("ok").as_int64() == 5);  // the JSON summary is stdout's last line
+
+    auto bad = run_process(stream_argv(target, {csv, "--output", "xml"}), std::chrono::seconds(10));
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--output: expected text or jsonl, not 'xml'") != std::string::npos);
+    const std::size_t before = target.posts();
+    auto unwritable = run_process(stream_argv(target, {csv, "--summary-json", "/nonexistent-dir/summary.json"}), std::chrono::seconds(10));
+    CHECK(unwritable.exit_code == 2);
+    CHECK(unwritable.err.find("--summary-json: cannot write '/nonexistent-dir/summary.json'") != std::string::npos);
+    CHECK(target.posts() == before);  // nothing sent
+    std::remove(csv.c_str());
+    std::remove(summary.c_str());
 }
 
 TEST_CASE("stream refuses two CSVs instead of picking one", "[e2e]") {

@@ -14,12 +14,18 @@
 
 namespace offerd {
 
+// What stream prints per row on stdout: text prints each answer body; jsonl prints one JSON
+// object per row of every outcome (see run_stream).
+enum class stream_output { text, jsonl };
+
 struct stream_config {
     std::string csv = "member_data.csv";           // "-": standard input
     std::string target = "http://127.0.0.1:8000";  // the orchestrator's base URL
     std::string path = "/member/offer";            // or /member_data to seed member-data directly
     std::size_t concurrency = 16;                  // requests in flight at most
-    bool quiet = false;                            // no per-row output
+    bool quiet = false;                            // no output for the rows answered 200
+    stream_output output = stream_output::text;
+    std::string summary_json;                      // also write format_summary_json here ("-": stdout; empty: nowhere)
     std::chrono::milliseconds timeout{10'000};     // per request
     int retries = 3;                               // extra attempts after a timeout, 429 or 5xx
     std::chrono::milliseconds backoff{100};        // first retry pause; doubles each time (full jitter)
@@ -54,7 +60,11 @@ struct progress_options {
 };
 
 // Prints each answer (unless quiet) to out, in CSV order; skipped rows and failures to err,
-// one line each naming the line number and memberId. A row that fails for good holds back every
+// one line each naming the line number and memberId. With stream_output::jsonl, out gets one
+// JSON object per row instead, of every outcome, in CSV order (quiet: not for rows answered 200):
+// {"line", "memberId", "outcome": ok|replayed|failed|skipped|held, "status" (null: not sent or
+// no answer), "offer" (null unless answered 200), "latency_ms" (null: not sent), "replayed",
+// "error" (not for ok/replayed)}; err still gets the lines of skipped and failed rows. A row that fails for good holds back every
 // later row of its member (reported on err as not sent, counted as held), so a rerun of the same
 // file, whose rows carry the same Idempotency-Keys, sends them in CSV order after it; other
 // members go on. Fails (errc::invalid_field) when the file cannot be read or has no usable
@@ -74,6 +84,10 @@ int stream_exit_status(const stream_summary& s) noexcept;
 
 // The closing block: a `statuses:` line, an `offers:` line, then the one-line `summary:` last.
 std::string format_summary(const stream_summary& s);
+
+// The summary as one JSON object (--summary-json): the counts of the summary line, "statuses"
+// keyed by status ("no_answer" for none), "offers", and "exit_status".
+std::string format_summary_json(const stream_summary& s);
 
 
 }  // namespace offerd
