@@ -253,7 +253,7 @@ asio::awaitable<void> send_row(stream_state& s, std::uint64_t seq, std::size_t l
         reason = "HTTP " + std::to_string(res->result_int());
         out.text = where(line, member_id) + "failed: " + reason + " " + res->body();
         ++s.summary.failed;
-        row.error = res->body();
+        row.error = res->body().empty() ? std::string_view(reason) : std::string_view(res->body());  // an empty 5xx still says why
     } else {
         out.to_out = true;
         offer = decode_offer(res->body());
