@@ -458,12 +458,11 @@ std::string format_summary(const stream_summary& s) {
     o << '\n';
     o.setf(std::ios::fixed);
     o.precision(3);
-    const double rate = s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0;
     o << "summary: rows_read=" << s.rows_read << " sent=" << s.sent << " ok=" << s.ok << " replayed=" << s.replayed
       << " skipped=" << s.skipped << " failed=" << s.failed << " held=" << s.held << " retried=" << s.retried
       << " elapsed_s=" << s.elapsed_s;
     o.precision(1);
-    o << " rows_per_s=" << rate;
+    o << " rows_per_s=" << s.rows_per_s();
     o.precision(3);
     o << " p50_ms=" << s.p50_ms << " p99_ms=" << s.p99_ms;
     if (s.csv_truncated) o << " csv_truncated=true";
@@ -484,7 +483,7 @@ std::string format_summary_json(const stream_summary& s) {
         .member("held", s.held)
         .member("retried", s.retried)
         .member("elapsed_s", s.elapsed_s)
-        .member("rows_per_s", s.elapsed_s > 0 ? static_cast<double>(s.sent) / s.elapsed_s : 0.0)
+        .member("rows_per_s", s.rows_per_s())
         .member("p50_ms", s.p50_ms)
         .member("p99_ms", s.p99_ms)
         .member("csv_truncated", s.csv_truncated)

@@ -50,6 +50,8 @@ struct stream_summary {
     bool interrupted = false;     // a stop signal ended the stream early
     std::map<unsigned, std::uint64_t> statuses;     // final HTTP status per sent row; 0: no answer
     std::map<std::string, std::uint64_t> offers;    // offer mix of the answered rows
+
+    double rows_per_s() const noexcept { return elapsed_s > 0 ? static_cast<double>(sent) / elapsed_s : 0.0; }
 };
 
 // Progress on err while streaming: a live line rewritten in place on a terminal, a plain line
@@ -64,7 +66,8 @@ struct progress_options {
 // JSON object per row instead, of every outcome, in CSV order (quiet: not for rows answered 200):
 // {"line", "memberId", "outcome": ok|replayed|failed|skipped|held, "status" (null: not sent or
 // no answer), "offer" (null unless answered 200), "latency_ms" (null: not sent), "replayed",
-// "error" (not for ok/replayed)}; err still gets the lines of skipped and failed rows. A row that fails for good holds back every
+// "error" (not for ok/replayed)}; err still gets the lines of skipped and failed rows.
+// A row that fails for good holds back every
 // later row of its member (reported on err as not sent, counted as held), so a rerun of the same
 // file, whose rows carry the same Idempotency-Keys, sends them in CSV order after it; other
 // members go on. Fails (errc::invalid_field) when the file cannot be read or has no usable
