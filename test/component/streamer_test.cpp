@@ -159,7 +159,7 @@ TEST_CASE("rows appended to a file keep the keys of the rows before them", "[com
     std::remove(csv.c_str());
 }
 
-TEST_CASE("--output jsonl prints one object per row of every outcome, in CSV order, and the summary has a JSON form",
+TEST_CASE("the jsonl output prints one object per row of every outcome, in CSV order, and the summary has a JSON form",
           "[component]") {
     const std::string csv = write_csv();
     std::ofstream(csv, std::ios::app) << "E,not a time,buy,100,20.00\n";  // line 10: malformed
