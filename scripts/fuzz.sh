@@ -12,9 +12,9 @@ scripts/deps.sh clang libclang-rt-14-dev
 if [ ! -f build-fuzz/build.ninja ]; then
   CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOFFERD_FUZZ=ON -DOFFERD_BUILD_TESTS=OFF >/dev/null
 fi
-ninja -C build-fuzz fuzz_transaction fuzz_csv fuzz_http
+ninja -C build-fuzz fuzz_transaction fuzz_csv fuzz_http fuzz_url
 export ASAN_OPTIONS=detect_leaks=1
-for t in transaction csv http; do
+for t in transaction csv http url; do
   if ls test/fuzz/regressions/$t-* >/dev/null 2>&1; then
     build-fuzz/fuzz_$t test/fuzz/regressions/$t-*
   fi

@@ -13,6 +13,7 @@
 #include "offerd/net/http_server.hpp"
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/net/tls.hpp"
+#include "offerd/net/url.hpp"
 #include "offerd/obs/build_info.hpp"
 #include "offerd/obs/log.hpp"
 #include "offerd/obs/process_metrics.hpp"
@@ -201,7 +202,7 @@ std::uint16_t runtime::port(role r) const {
 
 std::string runtime::base_url(role r) const {
     const std::string host = cfg_.host == "0.0.0.0" ? "127.0.0.1" : cfg_.host;
-    return (cfg_.security.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(port(r));
+    return (cfg_.security.tls_cert_file.empty() ? "http://" : "https://") + host_port(host, port(r));
 }
 
 void runtime::start() {

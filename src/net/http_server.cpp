@@ -28,6 +28,7 @@
 
 #include "offerd/net/loopback_affinity.hpp"
 #include "offerd/net/tls.hpp"
+#include "offerd/net/url.hpp"
 #include "offerd/obs/log.hpp"
 
 namespace offerd {
@@ -242,7 +243,7 @@ asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, std:
         if (e.active()) {
             beast::error_code pec;
             const tcp::endpoint peer = c->stream.socket().remote_endpoint(pec);
-            e.with("listener", s->name).with("peer", pec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port()));
+            e.with("listener", s->name).with("peer", pec ? std::string("?") : host_port(peer.address().to_string(), peer.port()));
             e.with("error", plain_http ? std::string("plain HTTP request on a TLS port") : ec.message());
         }
     }
@@ -345,7 +346,7 @@ http_server::http_server(std::string name, std::span<asio::io_context* const> wo
                          std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
                          logger& log, const loopback_affinity* affinity, std::shared_ptr<tls_context> tls)
     : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, affinity, std::move(tls))) {
-    const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    const std::string where = host_port(host, port);
     beast::error_code ec;
     tcp::resolver resolver(*workers.front());
     auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);

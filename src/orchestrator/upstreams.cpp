@@ -41,11 +41,12 @@ struct upstreams::service {
     };
     service(std::string_view n, std::span<asio::io_context* const> workers, const url& u, const orchestrator_config& cfg,
             logger& log, loopback_affinity* affinity)
-        : name(n), call_timeout(cfg.upstream.timeout), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
+        : name(n), base_path(u.base_path), call_timeout(cfg.upstream.timeout), retry(cfg.retry), breaker(std::string(n), cfg.breaker, log) {
         for (std::size_t i = 0; i < workers.size(); ++i)
             slots.push_back(std::make_unique<per_worker>(*workers[i], u, cfg, &pool, affinity, i));
     }
     std::string_view name;
+    std::string base_path;  // of its URL: what the logs show is the path really requested
     std::chrono::milliseconds call_timeout;
     retry_config retry;
     circuit_breaker breaker;
@@ -66,10 +67,10 @@ upstreams::~upstreams() = default;
 
 namespace {
 
-void log_failure(const call_context& ctx, std::string_view service, std::string_view path, const failure& f, int attempt,
+void log_failure(const call_context& ctx, const upstreams::service& svc, std::string_view path, const failure& f, int attempt,
                  unsigned status = 0) {
     log_event e(ctx.log, log_level::warn, "upstream_error", ctx.request_id, ctx.trace);
-    e.with("upstream", service).with("path", path).with("attempt", attempt).with("outcome", errc_name(f.code));
+    e.with("upstream", svc.name).with("path", svc.base_path + std::string(path)).with("attempt", attempt).with("outcome", errc_name(f.code));
     if (status != 0) e.with("status", static_cast<std::int64_t>(status));
     e.with("error", f.detail);
 }
@@ -101,7 +102,7 @@ asio::awaitable<result<response>> call(upstreams::service& svc, const call_conte
             if (seen) co_return std::move(*seen);
             const int secs = static_cast<int>((ticket.retry_after.count() + 999) / 1000);
             failure f = fail(errc::circuit_open, std::string(svc.name) + " is failing; circuit open", secs);
-            log_failure(ctx, svc.name, path, f, attempt);
+            log_failure(ctx, svc, path, f, attempt);
             svc.calls[outcome_index(errc::circuit_open)].observe_us(0);
             co_return f;
         }
@@ -139,7 +140,7 @@ asio::awaitable<result<response>> call(upstreams::service& svc, const call_conte
             f.upstream_status = status;
             retry = retryable_status(status);
         }
-        log_failure(ctx, svc.name, path, f, attempt, status);
+        log_failure(ctx, svc, path, f, attempt, status);
         // What the client may see: the service and the kind of fault, never addresses or OS errors.
         f.detail = std::string(svc.name) + (f.code == errc::upstream_timeout       ? " timed out"
                                             : f.code == errc::upstream_unavailable ? " is unavailable"
@@ -185,9 +186,9 @@ void write_service_metrics(std::string& out, const upstreams::service& svc, int 
 }
 
 template <class T>
-result<T> bad_body(const call_context& ctx, std::string_view service, std::string_view path, const failure& why) {
-    log_failure(ctx, service, path, fail(errc::upstream_bad_response, why.detail), 1, 200);
-    return fail(errc::upstream_bad_response, std::string(service) + " answered an invalid body");
+result<T> bad_body(const call_context& ctx, const upstreams::service& svc, std::string_view path, const failure& why) {
+    log_failure(ctx, svc, path, fail(errc::upstream_bad_response, why.detail), 1, 200);
+    return fail(errc::upstream_bad_response, std::string(svc.name) + " answered an invalid body");
 }
 
 }  // namespace
@@ -198,7 +199,7 @@ asio::awaitable<result<decoded_history>> upstreams::fetch_history(const std::str
     if (!res) co_return std::move(res).error();
     if (res->result() == http::status::not_found) co_return decoded_history{};
     auto h = decode_history(res->body());
-    if (!h) co_return bad_body<decoded_history>(ctx, member_data_->name, path, h.error());
+    if (!h) co_return bad_body<decoded_history>(ctx, *member_data_, path, h.error());
     co_return h;
 }
 
@@ -207,7 +208,7 @@ asio::awaitable<result<double>> upstreams::predict(model m, std::string features
     auto res = co_await call(*prediction_, ctx, http::verb::post, path, std::move(features_json), true);
     if (!res) co_return std::move(res).error();
     auto p = decode_prediction(res->body());
-    if (!p) co_return bad_body<double>(ctx, prediction_->name, path, p.error());
+    if (!p) co_return bad_body<double>(ctx, *prediction_, path, p.error());
     co_return p;
 }
 
@@ -216,7 +217,7 @@ asio::awaitable<result<std::string>> upstreams::assign_offer(offer_request r, co
     auto res = co_await call(*offer_engine_, ctx, http::verb::post, path, encode_offer_request(r), true);
     if (!res) co_return std::move(res).error();
     auto o = decode_offer(res->body());
-    if (!o) co_return bad_body<std::string>(ctx, offer_engine_->name, path, o.error());
+    if (!o) co_return bad_body<std::string>(ctx, *offer_engine_, path, o.error());
     co_return o;
 }
 

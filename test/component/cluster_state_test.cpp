@@ -117,13 +117,7 @@ TEST_CASE("member-data refusing writes: warm members get 200, their rows wait in
     // member-data's reads work, its writes fail while writes_up is false.
     fake_upstream md([&](const request& req) -> response {
         if (req.method() == http::verb::post && !writes_up.load()) return detail_response(http::status::service_unavailable, "down");
-        auto r = http_call(svc.port(role::member_data), req.method(), std::string(req.target()), req.body(),
-                           {{"Idempotency-Key", std::string(req["Idempotency-Key"])}});
-        response out{static_cast<http::status>(r.status), 11};
-        out.body() = r.body;
-        out.set(http::field::content_type, "application/json");
-        out.prepare_payload();
-        return out;
+        return relay(svc.port(role::member_data), req, std::string(req.target()));
     });
     test_app a(static_cast<std::uint8_t>(role::orchestrator), [&](app_config& c) {
         replica_of(svc, srv.url(), md.url())(c);

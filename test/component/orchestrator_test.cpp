@@ -154,3 +154,43 @@ TEST_CASE("concurrent requests for one member run one at a time and each sees al
     CHECK(*seen.begin() == 0);
     CHECK(*seen.rbegin() == n - 1);
 }
+
+TEST_CASE("a member-data URL with a base path is honoured for reads, writes and the logged path", "[component]") {
+    test_app svc(static_cast<std::uint8_t>(role::member_data));
+    std::atomic<bool> reads_fail{false};
+    // A reverse proxy publishing member-data under /api only, as a gateway would (the fake
+    // answers the root's paths too, which this one refuses).
+    fake_upstream proxy([&](const request& req) -> response {
+        const std::string target(req.target());
+        if (!target.starts_with("/api/")) return detail_response(http::status::not_found, "not under /api");
+        if (req.method() == http::verb::get && reads_fail.load()) return detail_response(http::status::service_unavailable, "down");
+        return relay(svc.port(role::member_data), req, target.substr(4));
+    });
+    test_app app(static_cast<std::uint8_t>(role::orchestrator) | static_cast<std::uint8_t>(role::prediction) |
+                     static_cast<std::uint8_t>(role::offer_engine),
+                 [&](app_config& c) {
+                     fixed_now(c);
+                     c.orchestrator.member_data_url = proxy.url() + "/api/";
+                 });
+    const auto port = app.port(role::orchestrator);
+    REQUIRE(post(port, "/member/offer", txn_body("PFX", "2024-06-01T10:00:00Z", "BUY", 100, 20)).status == 200);
+    REQUIRE(post(port, "/member/offer", txn_body("PFX", "2024-06-02T10:00:00Z", "GIFT", 500, 300)).status == 200);
+    CHECK(svc.rt().store()->history("PFX").size() == 2);  // both writes went through the prefix
+    const auto offers = app.events("offer");
+    REQUIRE(offers.size() == 2);
+    CHECK(offers[1].at("history_len") == 1);  // the read under the prefix found the first
+    std::size_t reads = 0;
+    for (const auto& r : proxy.requests()) {
+        CHECK(std::string(r.target()).starts_with("/api/member_data"));
+        reads += r.method() == http::verb::get;
+    }
+    CHECK(reads >= 1);  // the first request's history lookup
+
+    // A member this replica has not seen is read from member-data: a failing read logs the path it asked.
+    reads_fail = true;
+    const auto failed = post(port, "/member/offer", txn_body("PFXCOLD", "2024-06-03T10:00:00Z"));
+    CHECK(failed.status == 502);
+    const auto errors = app.events("upstream_error");
+    REQUIRE_FALSE(errors.empty());
+    CHECK(errors.front().at("path") == "/api/member_data/PFXCOLD");
+}

@@ -197,20 +197,6 @@ TEST_CASE("The pinned context accepts only the certificate it was made from", "[
     CHECK(other.error.code == errc::upstream_bad_response);
 }
 
-TEST_CASE("parse_url takes https with port 443 by default and keeps the scheme", "[unit]") {
-    auto u = parse_url("https://md.internal/base/");
-    REQUIRE(u);
-    CHECK(u->tls);
-    CHECK(u->port == 443);
-    CHECK(u->base_path == "/base");
-    CHECK(u->to_string() == "https://md.internal:443/base");
-    auto plain = parse_url("http://md.internal");
-    REQUIRE(plain);
-    CHECK_FALSE(plain->tls);
-    CHECK(plain->port == 80);
-    CHECK_FALSE(parse_url("ftp://md.internal"));
-}
-
 TEST_CASE("Server TLS files that cannot be used are one line naming the file and why", "[component]") {
     test_pki pki;
     auto missing = make_server_tls_context(pki.dir() + "/nope.pem", pki.key());

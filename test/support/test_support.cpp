@@ -98,8 +98,10 @@ fake_upstream::fake_upstream(async_function fn, const server_limits& limits, std
         co_return co_await fn_(ctx.req);
     };
     for (auto verb : {http::verb::get, http::verb::post}) {
-        for (const char* p : {"/member_data", "/member_data/{id}", "/ml/ats/predict", "/ml/resp/predict", "/offer/assign", "/health"})
+        for (const char* p : {"/member_data", "/member_data/{id}", "/ml/ats/predict", "/ml/resp/predict", "/offer/assign", "/health"}) {
             r->add(verb, p, h);
+            r->add(verb, std::string("/api") + p, h);  // as a gateway publishing them under a base path would
+        }
     }
     asio::io_context* workers[] = {&ctx_};
     server_ = std::make_unique<http_server>("fake", workers, "127.0.0.1", port, r, limits, log_, nullptr, std::move(tls));
@@ -111,6 +113,16 @@ fake_upstream::~fake_upstream() {
     server_->stop();
     ctx_.stop();
     thread_.join();
+}
+
+response relay(std::uint16_t port, const request& req, const std::string& target) {
+    auto r = http_call(port, req.method(), target, req.body(), {{"Idempotency-Key", std::string(req["Idempotency-Key"])}});
+    response out{static_cast<http::status>(r.status), 11};
+    out.body() = r.body;
+    out.set(http::field::content_type, "application/json");
+    if (auto it = r.headers.find("Idempotent-Replayed"); it != r.headers.end()) out.set("Idempotent-Replayed", it->second);
+    out.prepare_payload();
+    return out;
 }
 
 std::vector<request> fake_upstream::requests() const {

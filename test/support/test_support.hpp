@@ -60,7 +60,8 @@ inline http_result get(std::uint16_t port, const std::string& target) { return h
 // Writes raw bytes and reads until the peer closes or `timeout`; returns everything read.
 std::string raw_exchange(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout = 5s);
 
-// A fake upstream: an http_server on port 0 whose every request goes to `fn`, on its own thread.
+// A fake upstream: an http_server on port 0 whose every request to the services' routes (also
+// under /api, for base-path URLs) goes to `fn`, on its own thread.
 // Records the requests it saw and the number of connections accepted. `port` 0: an ephemeral one
 // (another: e.g. closed_port(), to bring a refusing upstream back).
 class fake_upstream {
@@ -108,6 +109,10 @@ private:
     std::thread thread_;
     std::uint16_t port_ = 0;
 };
+
+// For a fake upstream standing in front of a real listener: sends `req` (its method, body and
+// Idempotency-Key) to `target` on `port` and answers what that listener answered.
+response relay(std::uint16_t port, const request& req, const std::string& target);
 
 // A port nobody listens on (bound then released).
 std::uint16_t closed_port();
