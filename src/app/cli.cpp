@@ -273,7 +273,8 @@ po::options_description security_options(const security_config& d) {
         ("jwt-leeway-ms", ranged<long>(0, max_ms)->default_value(d.jwt_leeway.count()), "clock skew allowed on JWT exp and nbf")
         ("metrics-auth", po::value<std::string>()->default_value("auto"), "credential for GET /metrics and /ready: auto (only on a non-loopback --host), on, off")
         ("service-auth", po::bool_switch(), "member-data, prediction and offer-engine listeners require credentials too (the orchestrator always does when configured)")
-        ("rate-limit", po::value<std::string>(), "per-client token bucket, e.g. 50/s (default: unlimited); beyond it 429 with Retry-After")
+        ("service-api-keys", po::value<std::string>(), "keys file (as --api-keys) of the callers the service listeners accept, the orchestrators' own keys, so that a client of the orchestrator cannot call member-data directly; implies --service-auth (default with --service-auth: the --api-keys and --jwt-key of the orchestrator)")
+        ("rate-limit", po::value<std::string>(), "per-client token bucket on the orchestrator, e.g. 50/s (default: unlimited); beyond it 429 with Retry-After")
         ("rate-burst", ranged<std::uint32_t>(0, 1'000'000)->default_value(d.rate.burst), "token bucket size (0: the rate per second, at least 1)")
         ("insecure-allow-unauthenticated", po::bool_switch(), "start even when a non-loopback --host leaves a listener without authentication")
         ("member-data-key-file", po::value<std::string>(), "file holding the key the orchestrator sends to member-data as a Bearer token")
@@ -289,6 +290,7 @@ po::options_description security_options(const security_config& d) {
 // Fills cfg from the flags; a usage error's text, or "" when they are valid.
 std::string read_security_options(const po::variables_map& vm, security_config& cfg) {
     for (auto [flag, dst] : {std::pair{"api-keys", &cfg.api_keys_file}, std::pair{"jwt-key", &cfg.jwt_key_file},
+                             std::pair{"service-api-keys", &cfg.service_api_keys_file},
                              std::pair{"jwt-issuer", &cfg.jwt_issuer}, std::pair{"jwt-audience", &cfg.jwt_audience},
                              std::pair{"member-data-key-file", &cfg.member_data_key_file},
                              std::pair{"prediction-key-file", &cfg.prediction_key_file},
@@ -300,7 +302,7 @@ std::string read_security_options(const po::variables_map& vm, security_config& 
     const std::string m = vm["metrics-auth"].as<std::string>();
     if (m != "auto" && m != "on" && m != "off") return "--metrics-auth must be auto, on or off";
     cfg.metrics = m == "on" ? metrics_auth::on : m == "off" ? metrics_auth::off : metrics_auth::automatic;
-    cfg.service_auth = vm["service-auth"].as<bool>();
+    cfg.service_auth = vm["service-auth"].as<bool>() || !cfg.service_api_keys_file.empty();
     cfg.insecure_allow_unauthenticated = vm["insecure-allow-unauthenticated"].as<bool>();
     if (vm.count("rate-limit")) {
         auto r = parse_rate(vm["rate-limit"].as<std::string>());

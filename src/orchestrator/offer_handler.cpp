@@ -131,18 +131,20 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
         ~slot_guard() { p.release(); }
     } guard{*parking_};
 
+    // A request refused for what it carries: logged (with who sent it) and answered with why.
+    const auto reject = [&](failure why) {
+        log_event e(log_, log_level::info, "rejected", ctx.request_id, &ctx.trace);
+        e.with("status", static_cast<std::int64_t>(static_cast<unsigned>(status_for(why.code)))).with("detail", why.detail);
+        if (!ctx.client.empty()) e.with("client", ctx.client);
+        return failure_response(why);
+    };
     auto parsed = decode_transaction(ctx.req.body());
-    if (!parsed) {
-        log_event(log_, log_level::info, "rejected", ctx.request_id, &ctx.trace)
-            .with("status", static_cast<std::int64_t>(static_cast<unsigned>(status_for(parsed.error().code))))
-            .with("detail", parsed.error().detail);
-        co_return failure_response(parsed.error());
-    }
+    if (!parsed) co_return reject(std::move(parsed).error());
     offer_input in{std::move(parsed).value(), {}, 0};
     if (auto it = ctx.req.find("Idempotency-Key"); it != ctx.req.end()) {
         in.idempotency_key = it->value();
         if (in.idempotency_key.empty() || in.idempotency_key.size() > 255)
-            co_return failure_response(fail(errc::invalid_field, "Idempotency-Key: must be 1 to 255 characters"));
+            co_return reject(fail(errc::invalid_field, "Idempotency-Key: must be 1 to 255 characters"));
         in.body_hash = idempotency_cache::hash(ctx.req.body());
     }
     // A caller's own budget (X-Request-Deadline-Ms, which offerd's clients send) bounds ours.
@@ -159,9 +161,9 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     const transaction& t = in.txn;
     if (outcome.replayed) {
         replays_.fetch_add(1, std::memory_order_relaxed);
-        log_event(log_, log_level::info, "offer_replayed", ctx.request_id, &ctx.trace)
-            .with("memberId", std::string_view(t.member_id))
-            .with("idempotency_key", in.idempotency_key);
+        log_event e(log_, log_level::info, "offer_replayed", ctx.request_id, &ctx.trace);
+        e.with("memberId", std::string_view(t.member_id)).with("idempotency_key", in.idempotency_key);
+        if (!ctx.client.empty()) e.with("client", ctx.client);
         response replay = json_response(static_cast<http::status>(outcome.replay_status), std::move(outcome.replay_body));
         replay.set("Idempotent-Replayed", "true");
         co_return replay;

@@ -68,12 +68,24 @@ security_gate::security_gate(const security_config& cfg, std::string host, bool 
     if (auto v = validate(cfg_); !v) throw std::runtime_error(v.error().detail);
     if (auto why = unauthenticated_exposure(cfg_, host_, orchestrator, services); !why.empty()) throw std::runtime_error(why);
     if (cfg_.enabled()) auth_ = std::make_shared<authenticator>(cfg_);
+    if (cfg_.service_auth && services) {
+        security_config own = cfg_;
+        own.rate = {};
+        if (!own.service_api_keys_file.empty()) {
+            own.api_keys_file = own.service_api_keys_file;
+            own.jwt_key_file.clear();  // JWTs are for the orchestrator's users, not for service to service calls
+        }
+        services_auth_ = std::make_shared<authenticator>(own);
+    }
 }
 
 void security_gate::protect(router& r, std::string_view listener, bool orchestrator) const {
-    if (!auth_) return;
+    // A service listener checks its callers against the services' keys; /metrics and /ready of
+    // one without --service-auth (--metrics-auth on) against the orchestrator's.
+    std::shared_ptr<authenticator> auth = !orchestrator && services_auth_ ? services_auth_ : auth_;
+    if (!auth) return;
     const guard_policy policy = listener_policy(cfg_, host_, orchestrator);
-    r.guard = [auth = auth_, counters = counters_, policy, name = std::string(listener)](request_context& ctx) -> std::optional<response> {
+    r.guard = [auth = std::move(auth), counters = counters_, policy, name = std::string(listener)](request_context& ctx) -> std::optional<response> {
         const std::string_view path = path_of(ctx.req);
         if (path == "/health" || path == "/openapi.json" || path == "/docs") return std::nullopt;  // always open
         const bool metrics = path == "/metrics" || path == "/ready";
@@ -94,8 +106,14 @@ void security_gate::protect(router& r, std::string_view listener, bool orchestra
 }
 
 result<std::size_t> security_gate::reload_keys() {
-    if (!auth_) return std::size_t{0};
-    return auth_->reload_keys();
+    std::size_t clients = 0;
+    for (const auto& a : {auth_, services_auth_}) {
+        if (!a) continue;
+        auto n = a->reload_keys();
+        if (!n) return n;
+        clients += *n;
+    }
+    return clients;
 }
 
 void security_gate::write_metrics(std::string& out) const {

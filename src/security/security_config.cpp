@@ -57,7 +57,8 @@ result<std::monostate> validate(const security_config& cfg) {
     if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty()) return bad("--tls-cert and --tls-key go together");
     const bool creds = cfg.enabled();
     if (!cfg.rate.unlimited() && !creds) return bad("--rate-limit is per client: it needs --api-keys or --jwt-key");
-    if (cfg.service_auth && !creds) return bad("--service-auth needs --api-keys or --jwt-key");
+    if (cfg.service_auth && !cfg.services_have_credentials()) return bad("--service-auth needs --service-api-keys, --api-keys or --jwt-key");
+    if (!cfg.service_api_keys_file.empty() && !cfg.service_auth) return bad("--service-api-keys needs --service-auth");
     if (cfg.metrics == metrics_auth::on && !creds) return bad("--metrics-auth on needs --api-keys or --jwt-key");
     if ((!cfg.jwt_issuer.empty() || !cfg.jwt_audience.empty()) && cfg.jwt_key_file.empty())
         return bad("--jwt-issuer and --jwt-audience need --jwt-key");
@@ -68,7 +69,7 @@ std::string unauthenticated_exposure(const security_config& cfg, std::string_vie
     if (cfg.insecure_allow_unauthenticated || is_loopback_host(host)) return {};
     std::string who;
     if (orchestrator && !cfg.enabled()) who = "the orchestrator";
-    if (services && !(cfg.enabled() && cfg.service_auth)) who += std::string(who.empty() ? "" : " and ") + "the services";
+    if (services && !(cfg.service_auth && cfg.services_have_credentials())) who += std::string(who.empty() ? "" : " and ") + "the services";
     if (who.empty()) return {};
     return "refusing to start: " + who + " would answer unauthenticated requests on " + std::string(host) +
            " (give --api-keys or --jwt-key" + (services ? " and --service-auth" : "") +

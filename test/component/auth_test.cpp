@@ -2,8 +2,11 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "offerd/security/api_keys.hpp"
 #include "offerd/security/guard.hpp"
@@ -81,6 +84,18 @@ TEST_CASE("A good key is served and its client counted by name, the key never sh
     std::vector<std::string> clients;
     for (const auto& e : app.events("offer")) clients.emplace_back(e.at("client").as_string());
     CHECK(clients == std::vector<std::string>{"alice", "bob"});  // the name in the offer event, never the key
+    // A refused body and a replay name their sender too.
+    REQUIRE(post(port, "/member/offer", "{", bearer(bob_key)).status == 400);
+    auto keyed = bearer(alice_key);
+    keyed["Idempotency-Key"] = "auth-replay-1";
+    REQUIRE(post(port, "/member/offer", txn_body("AUTH3"), keyed).status == 200);
+    REQUIRE(post(port, "/member/offer", txn_body("AUTH3"), keyed).headers["Idempotent-Replayed"] == "true");
+    const auto rejected = app.events("rejected");
+    REQUIRE(rejected.size() == 1);
+    CHECK(rejected[0].at("client") == "bob");
+    const auto replayed = app.events("offer_replayed");
+    REQUIRE(replayed.size() == 1);
+    CHECK(replayed[0].at("client") == "alice");
 }
 
 TEST_CASE("The guard records the authenticated client's name for the handler", "[component]") {
@@ -188,6 +203,40 @@ TEST_CASE("With --service-auth the services require a key and the orchestrator s
     std::remove(own.c_str());
 }
 
+TEST_CASE("With --service-api-keys only the orchestrators' keys open the services, unthrottled by --rate-limit", "[component]") {
+    const key_file clients(line("alice", alice_key));
+    const key_file services(line("orchestrator", orchestrator_key));
+    const std::string own = write_temp_file("upstream-key", orchestrator_key + "\n");
+    test_app app(all_roles, [&](app_config& c) {
+        c.security.api_keys_file = clients.path;
+        c.security.service_api_keys_file = services.path;
+        c.security.service_auth = true;
+        c.security.rate = {1, 2};  // alice: a burst of 2; the orchestrator's own calls are not counted against it
+        c.security.member_data_key_file = c.security.prediction_key_file = c.security.offer_engine_key_file = own;
+    });
+    const auto port = app.port(role::orchestrator);
+    CHECK(offer(port, bearer(alice_key), "SVC1").status == 200);
+    CHECK(offer(port, bearer(alice_key), "SVC2").status == 200);  // each made 4+ service calls
+    check_unauthorized(http_call(app.port(role::member_data), http::verb::get, "/member_data/SVC1", {}, bearer(alice_key)));
+    check_unauthorized(offer(port, bearer(orchestrator_key), "SVC3"));  // a service key is no client key
+    CHECK(http_call(app.port(role::member_data), http::verb::get, "/member_data/SVC1", {}, bearer(orchestrator_key)).status == 200);
+    const auto metrics = get(port, "/metrics");
+    CHECK(metric_sample(metrics.body, R"(offerd_client_requests_total{client="orchestrator",outcome="allowed"})") >= 9);
+    CHECK(metric_sample(metrics.body, R"(offerd_client_requests_total{client="orchestrator",outcome="rate_limited"})") == 0);
+    std::remove(own.c_str());
+}
+
+TEST_CASE("--service-auth without a key for this process's own services refuses to start naming the flag", "[component]") {
+    const key_file keys(line("orchestrator", orchestrator_key));
+    const auto start = [&] {
+        test_app app(all_roles, [&](app_config& c) {
+            c.security.api_keys_file = keys.path;
+            c.security.service_auth = true;
+        });
+    };
+    CHECK_THROWS_WITH(start(), Catch::Contains("--member-data-key-file") && Catch::Contains("fail every offer"));
+}
+
 TEST_CASE("The orchestrator's upstream calls carry the configured Bearer key", "[component]") {
     fake_upstream member_data([](const request&) { return json_response(http::status::not_found, R"({"detail":"no history"})"); });
     const std::string own = write_temp_file("upstream-key", orchestrator_key + "\n");
@@ -215,6 +264,52 @@ TEST_CASE("Metrics auth on protects /metrics and /ready on loopback too", "[comp
     check_unauthorized(get(app.port(role::prediction), "/metrics"));
     CHECK(http_call(port, http::verb::get, "/metrics", {}, bearer(alice_key)).status == 200);
     CHECK(get(port, "/health").status == 200);
+}
+
+TEST_CASE("On a non-loopback bind /metrics and /ready need a credential by default (--metrics-auth auto)", "[component]") {
+    const key_file keys(line("alice", alice_key) + line("orchestrator", orchestrator_key));
+    const std::string own = write_temp_file("upstream-key", orchestrator_key + "\n");
+    test_app app(all_roles, [&](app_config& c) {
+        c.host = "0.0.0.0";  // every interface; the test calls it on 127.0.0.1
+        c.security.api_keys_file = keys.path;
+        c.security.service_auth = true;
+        c.security.member_data_key_file = c.security.prediction_key_file = c.security.offer_engine_key_file = own;
+    });
+    check_unauthorized(get(app.port(role::orchestrator), "/ready"));
+    for (role r : {role::orchestrator, role::member_data}) {
+        check_unauthorized(get(app.port(r), "/metrics"));
+        CHECK(http_call(app.port(r), http::verb::get, "/metrics", {}, bearer(alice_key)).status == 200);
+        CHECK(get(app.port(r), "/health").status == 200);
+    }
+    CHECK(offer(app.port(role::orchestrator), bearer(alice_key)).status == 200);
+    std::remove(own.c_str());
+}
+
+TEST_CASE("The rate limit holds across the server's worker threads", "[component]") {
+    const key_file keys(line("alice", alice_key));
+    test_app app(all_roles, [&](app_config& c) {
+        c.threads = 4;
+        c.security.api_keys_file = keys.path;
+        c.security.rate = {1, 10};  // a burst of 10, then one a second
+    });
+    const auto port = app.port(role::orchestrator);
+    std::atomic<int> allowed{0}, limited{0}, other{0};
+    const auto started = std::chrono::steady_clock::now();
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 8; ++t)
+        callers.emplace_back([&] {
+            for (int i = 0; i < 5; ++i) {
+                // An invalid body: the guard admits or refuses it before the handler answers 400.
+                const unsigned status = post(port, "/member/offer", "{", bearer(alice_key)).status;
+                (status == 400 ? allowed : status == 429 ? limited : other).fetch_add(1);
+            }
+        });
+    for (auto& c : callers) c.join();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
+    CHECK(other.load() == 0);
+    CHECK(allowed.load() >= 10);
+    CHECK(allowed.load() <= 10 + seconds + 1);  // the burst plus what refilled meanwhile: not 4 workers' worth
+    CHECK(allowed.load() + limited.load() == 40);
 }
 
 TEST_CASE("A runtime that would answer anyone on a non-loopback address refuses to start", "[component]") {

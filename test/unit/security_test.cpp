@@ -279,6 +279,10 @@ TEST_CASE("Security settings that cannot work are refused", "[unit]") {
     security_config s;
     s.service_auth = true;
     CHECK_FALSE(validate(s));
+    s.service_api_keys_file = "service-keys";
+    CHECK(validate(s));  // the services' own keys are credentials enough for them
+    s.service_auth = false;
+    CHECK_FALSE(validate(s));  // the services' keys without --service-auth would guard nothing
     security_config j;
     j.jwt_issuer = "x";
     CHECK_FALSE(validate(j));
@@ -295,6 +299,11 @@ TEST_CASE("A non-loopback bind without authentication is refused unless allowed 
     CHECK_FALSE(unauthenticated_exposure(c, "0.0.0.0", true, true).empty());  // services still open
     c.service_auth = true;
     CHECK(unauthenticated_exposure(c, "0.0.0.0", true, true).empty());
+    security_config services_only;
+    services_only.service_auth = true;
+    services_only.service_api_keys_file = "service-keys";
+    CHECK(unauthenticated_exposure(services_only, "0.0.0.0", false, true).empty());
+    CHECK(unauthenticated_exposure(services_only, "0.0.0.0", true, true).find("the orchestrator would") != std::string::npos);
     security_config open;
     open.insecure_allow_unauthenticated = true;
     CHECK(unauthenticated_exposure(open, "0.0.0.0", true, true).empty());

@@ -54,16 +54,21 @@ public:
     // name in the request_context and lets the handler run.
     void protect(router& r, std::string_view listener, bool orchestrator) const;
 
-    // Re-reads the keys file (SIGHUP); see authenticator::reload_keys.
+    // Re-reads the keys files (SIGHUP); see authenticator::reload_keys. The clients now known to
+    // the orchestrator and the services together; on a failure the keys in use stay.
     result<std::size_t> reload_keys();
 
     void write_metrics(std::string& out) const;
-    bool enabled() const noexcept { return auth_ != nullptr; }
+    bool enabled() const noexcept { return auth_ != nullptr || services_auth_ != nullptr; }
 
 private:
     security_config cfg_;
     std::string host_;
-    std::shared_ptr<authenticator> auth_;  // null: no credentials configured
+    std::shared_ptr<authenticator> auth_;  // the orchestrator's clients; null: no credentials configured
+    // With --service-auth, the service listeners' own: over --service-api-keys (else the same
+    // files as auth_), without --rate-limit (a service's callers are the orchestrators, which
+    // admission control bounds; a keys-file line's own rate still applies). Its own buckets.
+    std::shared_ptr<authenticator> services_auth_;
     std::shared_ptr<auth_counters> counters_;
 };
 

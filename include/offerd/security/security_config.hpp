@@ -30,6 +30,9 @@ struct security_config {
     rate_limit rate;            // per client (key name or JWT subject); a keys-file entry may override it
     metrics_auth metrics = metrics_auth::automatic;
     bool service_auth = false;  // member-data, prediction and offer-engine listeners authenticate too
+    // The keys those listeners accept (the orchestrator's own, not its clients'); empty: the
+    // orchestrator's credentials (--api-keys, --jwt-key). Setting it implies service_auth.
+    std::string service_api_keys_file;
     bool insecure_allow_unauthenticated = false;  // start even when a non-loopback listener answers anyone
     // Files holding the key the orchestrator sends as `Authorization: Bearer` to that upstream.
     std::string member_data_key_file, prediction_key_file, offer_engine_key_file;
@@ -39,6 +42,8 @@ struct security_config {
     std::string upstream_ca_file;  // PEM CAs that https upstream URLs are verified against; empty: the system store
 
     bool enabled() const noexcept { return !api_keys_file.empty() || !jwt_key_file.empty(); }
+    // What the service listeners authenticate against: --service-api-keys, else --api-keys and --jwt-key.
+    bool services_have_credentials() const noexcept { return !service_api_keys_file.empty() || enabled(); }
 };
 
 // Checks the settings that do not depend on files: leeway range, rate and burst ranges, a rate
