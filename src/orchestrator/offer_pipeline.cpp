@@ -66,7 +66,11 @@ asio::awaitable<void> offer_pipeline::decide(member_session& s, const transactio
     if (ats) out.ats = *ats;
     if (resp) out.resp = *resp;
     if (!ats || !resp) {
-        out.error = !ats ? std::move(ats).error() : std::move(resp).error();
+        // Both calls go to one upstream: when one's failures opened the circuit that then refused
+        // the other, the request is answered with the failure it saw (504/502), not 503
+        // "circuit open", which is for requests that arrive while it is open.
+        const bool ats_only_refused = !ats && !resp && ats.error().code == errc::circuit_open;
+        out.error = !ats && !ats_only_refused ? std::move(ats).error() : std::move(resp).error();
         co_return;
     }
 

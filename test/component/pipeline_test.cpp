@@ -300,6 +300,24 @@ TEST_CASE("queued requests decide while the previous write is in flight, and dec
     CHECK(h.md.rows["CHAIN"] == std::vector<transaction>{t1, t3, t4});
 }
 
+TEST_CASE("when one prediction's failure opened the circuit that refused the other, the request gets the failure it saw", "[unit]") {
+    asio::io_context ctx(1);
+    for (const model refused : {model::ats, model::resp}) {
+        harness h;
+        // The pipeline calls through h.clients (a reference), so the new predict is what it uses.
+        h.clients.predict = [refused](model m, std::string, const call_context&) -> asio::awaitable<result<double>> {
+            if (m == refused) co_return fail(errc::circuit_open, "prediction is failing; circuit open", 2);
+            co_return fail(errc::upstream_timeout, "prediction timed out");
+        };
+        run(ctx, [&]() -> asio::awaitable<void> {
+            const offer_outcome o = co_await h.offer(txn("SIB", 1));
+            REQUIRE(o.error);
+            CHECK(o.error->code == errc::upstream_timeout);
+        });
+        CHECK(h.md.rows["SIB"].empty());  // no offer, nothing counted
+    }
+}
+
 TEST_CASE("a repeat of a keyed request is replayed, another body under the key is a conflict", "[unit]") {
     asio::io_context ctx(1);
     harness h;
