@@ -149,18 +149,16 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
             upstream_url(cfg_.orchestrator.offer_engine_url, "--offer-engine-url", cfg_.host, local(role::offer_engine, 8003), tls, cfg_.security),
         };
         const security_config& sec = cfg_.security;
-        // With --service-auth a service listener of this process answers 401 to a call without a
-        // key: every offer would fail. Say so at the start instead.
-        for (auto [r, configured, key_file, flag] :
-             {std::tuple{role::member_data, &cfg_.orchestrator.member_data_url, &sec.member_data_key_file, "--member-data-key-file"},
-              std::tuple{role::prediction, &cfg_.orchestrator.prediction_url, &sec.prediction_key_file, "--prediction-key-file"},
-              std::tuple{role::offer_engine, &cfg_.orchestrator.offer_engine_url, &sec.offer_engine_key_file, "--offer-engine-key-file"}})
-            if (sec.service_auth && cfg_.has(r) && configured->empty() && key_file->empty())
-                throw std::runtime_error(std::string("--service-auth: the orchestrator would call this process's ") + to_string(r) +
-                                         " without a credential and fail every offer: give " + flag + " (a key of --service-api-keys, else of --api-keys)");
-        urls.member_data.authorization = upstream_authorization(sec.member_data_key_file, "--member-data-key-file");
-        urls.prediction.authorization = upstream_authorization(sec.prediction_key_file, "--prediction-key-file");
-        urls.offer_engine.authorization = upstream_authorization(sec.offer_engine_key_file, "--offer-engine-key-file");
+        for (auto [r, configured, key_file, flag, u] :
+             {std::tuple{role::member_data, &cfg_.orchestrator.member_data_url, &sec.member_data_key_file, "--member-data-key-file", &urls.member_data},
+              std::tuple{role::prediction, &cfg_.orchestrator.prediction_url, &sec.prediction_key_file, "--prediction-key-file", &urls.prediction},
+              std::tuple{role::offer_engine, &cfg_.orchestrator.offer_engine_url, &sec.offer_engine_key_file, "--offer-engine-key-file", &urls.offer_engine}}) {
+            u->authorization = upstream_authorization(*key_file, flag);
+            // A service listener of this process with --service-auth, no key file for it: the
+            // key this process made for itself (else every offer would meet a 401).
+            if (u->authorization.empty() && sec.service_auth && cfg_.has(r) && configured->empty())
+                u->authorization = "Bearer " + security_->own_service_key();
+        }
         orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_, affinity_.get());
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }

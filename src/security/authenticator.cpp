@@ -31,6 +31,10 @@ result<std::size_t> authenticator::reload_keys() {
     return n;
 }
 
+void authenticator::add_own_key(std::string name, std::string_view key) {
+    own_ = key_set({api_client{std::move(name), sha256(key), std::nullopt}});
+}
+
 std::shared_ptr<const key_set> authenticator::keys() const {
     const std::lock_guard lock(keys_mutex_);
     return keys_;
@@ -40,6 +44,7 @@ auth_outcome authenticator::authenticate(std::string_view authorization, std::ch
     if (authorization.empty()) return {std::nullopt, "missing"};
     const auto token = parse_bearer(authorization);
     if (!token) return {std::nullopt, "malformed"};
+    if (const api_client* c = own_.find(*token)) return {identity{c->name, c->limit.value_or(cfg_.rate)}, {}};
     if (const auto ks = keys(); ks->size() > 0) {
         if (const api_client* c = ks->find(*token)) return {identity{c->name, c->limit.value_or(cfg_.rate)}, {}};
     }

@@ -1,6 +1,7 @@
 // The security gate: router guards, 401/429 answers, counts.
 #include "offerd/security/guard.hpp"
 
+#include <openssl/rand.h>
 #include <stdexcept>
 
 #include "offerd/obs/prometheus.hpp"
@@ -103,6 +104,17 @@ void security_gate::protect(router& r, std::string_view listener, bool orchestra
         ctx.client = std::move(outcome.who->client);
         return std::nullopt;
     };
+}
+
+std::string security_gate::own_service_key() {
+    if (!services_auth_) return {};
+    if (own_service_key_.empty()) {
+        sha256_digest bytes{};
+        if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) throw std::runtime_error("cannot draw a random key from OpenSSL");
+        own_service_key_ = to_hex(bytes);
+        services_auth_->add_own_key("orchestrator.self", own_service_key_);
+    }
+    return own_service_key_;
 }
 
 result<std::size_t> security_gate::reload_keys() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "offerd/security/api_keys.hpp"
+#include "offerd/store/history_store.hpp"
 #include "offerd/security/guard.hpp"
 #include "security_support.hpp"
 #include "test_support.hpp"
@@ -226,15 +227,19 @@ TEST_CASE("With --service-api-keys only the orchestrators' keys open the service
     std::remove(own.c_str());
 }
 
-TEST_CASE("--service-auth without a key for this process's own services refuses to start naming the flag", "[component]") {
-    const key_file keys(line("orchestrator", orchestrator_key));
-    const auto start = [&] {
-        test_app app(all_roles, [&](app_config& c) {
-            c.security.api_keys_file = keys.path;
-            c.security.service_auth = true;
-        });
-    };
-    CHECK_THROWS_WITH(start(), Catch::Contains("--member-data-key-file") && Catch::Contains("fail every offer"));
+TEST_CASE("With --service-auth in one process and no key files the orchestrator calls its services with a key of its own", "[component]") {
+    const key_file clients(line("alice", alice_key));
+    const key_file services(line("orchestrator", orchestrator_key));
+    test_app app(all_roles, [&](app_config& c) {
+        c.security.api_keys_file = clients.path;
+        c.security.service_api_keys_file = services.path;
+        c.security.service_auth = true;
+    });
+    CHECK(offer(app.port(role::orchestrator), bearer(alice_key), "SELF1").status == 200);
+    check_unauthorized(get(app.port(role::member_data), "/member_data/SELF1"));  // the services stay guarded
+    const auto metrics = get(app.port(role::orchestrator), "/metrics");
+    CHECK(metric_sample(metrics.body, R"(offerd_client_requests_total{client="orchestrator.self",outcome="allowed"})") >= 4);
+    CHECK(app.rt().store()->history("SELF1").size() == 1);
 }
 
 TEST_CASE("The orchestrator's upstream calls carry the configured Bearer key", "[component]") {

@@ -42,6 +42,10 @@ public:
     // token has a JWT's shape) a JWT. Thread-safe.
     auth_outcome authenticate(std::string_view authorization, std::chrono::system_clock::time_point now) const;
 
+    // Accepts `key` as client `name` besides the keys file: a key this process made for its own
+    // calls, kept across reloads and never written anywhere. Call before serving.
+    void add_own_key(std::string name, std::string_view key);
+
     // Takes one request from the client's bucket. Thread-safe; exact across threads.
     rate_decision admit(const identity& who, rate_limiter::clock::time_point now) { return limiter_.acquire(who.client, who.limit, now); }
 
@@ -55,6 +59,7 @@ private:
     std::optional<jwt_key> jwt_;
     mutable std::mutex keys_mutex_;  // guards keys_, which a reload replaces whole
     std::shared_ptr<const key_set> keys_;
+    key_set own_;  // add_own_key's
     rate_limiter limiter_;
 };
 

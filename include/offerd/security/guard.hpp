@@ -58,6 +58,12 @@ public:
     // the orchestrator and the services together; on a failure the keys in use stay.
     result<std::size_t> reload_keys();
 
+    // With --service-auth and service listeners here: the key the orchestrator of this process
+    // sends to them when no --*-key-file is given, so that one process needs no key files. Random
+    // (256 bits from OpenSSL), made on the first call, accepted only by those listeners, as
+    // client "orchestrator.self". Empty otherwise. Call before serving.
+    std::string own_service_key();
+
     void write_metrics(std::string& out) const;
     bool enabled() const noexcept { return auth_ != nullptr || services_auth_ != nullptr; }
 
@@ -70,6 +76,7 @@ private:
     // admission control bounds; a keys-file line's own rate still applies). Its own buckets.
     std::shared_ptr<authenticator> services_auth_;
     std::shared_ptr<auth_counters> counters_;
+    std::string own_service_key_;
 };
 
 // "Bearer <key>" from a key file (one line), or "" when `path` is empty. Throws
