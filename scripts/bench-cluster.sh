@@ -12,6 +12,7 @@ scripts/build.sh offerd >/dev/null
 BIN=$PWD/${BUILD_DIR:-build}/offerd
 DUR=${1:-10}
 WORK=$(mktemp -d /tmp/offerd-bench-cluster.XXXXXX)
+chmod 755 "$WORK"  # as root PostgreSQL runs as postgres, which must reach its data directory in here
 BASE=${BENCH_PORT:-23000}
 pid=""
 cleanup() {

@@ -50,6 +50,10 @@ init_cluster() {
   shift 2
   [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir"
   chmod 700 "$dir"
+  # As root the server runs as postgres, which must be able to reach DIR through its parents.
+  if [ "$(id -u)" -eq 0 ] && ! as_owner test -x "$dir"; then
+    die 4 "the postgres user cannot reach $dir: make its parent directories searchable (chmod o+x), e.g. $(dirname "$dir")"
+  fi
   # --no-sync, then one syncfs: as durable as initdb's own file-by-file fsyncs, seconds faster.
   as_owner "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C --no-sync "$@" >"$dir.initdb.log" 2>&1 ||
     { tail -n 20 "$dir.initdb.log" >&2; rm -f "$dir.initdb.log"; die 4 "initdb failed"; }
