@@ -208,8 +208,11 @@ asio::awaitable<result<std::optional<logged_answer>>> pg_member_log::find_key(co
     auto r = co_await exec(ctx, "find_key", std::move(args), pg::kind::read);
     if (!r) co_return std::move(r).error();
     if (!r->ok()) co_return store_failure(*r);
-    if (r->size() == 0) co_return std::optional<logged_answer>{};
-    co_return std::optional<logged_answer>(logged_answer{to_u64(r->at(0, 0)), r->at(0, 1).value_or("")});
+    // One return of a named optional: g++ 12 warns that an empty one returned from a coroutine
+    // frame "may be used uninitialized" (-Wmaybe-uninitialized, a false positive).
+    std::optional<logged_answer> found;
+    if (r->size() > 0) found.emplace(logged_answer{to_u64(r->at(0, 0)), r->at(0, 1).value_or("")});
+    co_return found;
 }
 
 asio::awaitable<result<std::vector<logged_transaction>>> pg_member_log::rows(const std::string& member, std::uint64_t after,
