@@ -88,8 +88,7 @@ std::string to_hex(const sha256_digest& d) {
     return out;
 }
 
-const api_client* key_set::find(std::string_view key) const noexcept {
-    const sha256_digest d = sha256(key);
+const api_client* key_set::find(const sha256_digest& d) const noexcept {
     const api_client* found = nullptr;
     for (const api_client& c : clients_)  // no early exit: the time does not say which entry matched
         if (CRYPTO_memcmp(c.digest.data(), d.data(), d.size()) == 0) found = &c;

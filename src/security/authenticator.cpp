@@ -44,9 +44,10 @@ auth_outcome authenticator::authenticate(std::string_view authorization, std::ch
     if (authorization.empty()) return {std::nullopt, "missing"};
     const auto token = parse_bearer(authorization);
     if (!token) return {std::nullopt, "malformed"};
-    if (const api_client* c = own_.find(*token)) return {identity{c->name, c->limit.value_or(cfg_.rate)}, {}};
-    if (const auto ks = keys(); ks->size() > 0) {
-        if (const api_client* c = ks->find(*token)) return {identity{c->name, c->limit.value_or(cfg_.rate)}, {}};
+    if (const auto ks = keys(); own_.size() > 0 || ks->size() > 0) {
+        const sha256_digest digest = sha256(*token);  // once, for this process's own key and the keys file
+        for (const key_set* set : {&own_, ks.get()})
+            if (const api_client* c = set->find(digest)) return {identity{c->name, c->limit.value_or(cfg_.rate)}, {}};
     }
     if (jwt_ && std::count(token->begin(), token->end(), '.') == 2) {
         auto claims = verify_jwt(*token, *jwt_, rules_, now);

@@ -32,7 +32,9 @@ public:
     // The client whose key hashes like `key`, else nullptr. Every entry is compared with
     // CRYPTO_memcmp and none is skipped, so the time taken does not depend on which entry or
     // which byte differs.
-    const api_client* find(std::string_view key) const noexcept;
+    const api_client* find(std::string_view key) const noexcept { return find(sha256(key)); }
+    // The same for a key already hashed.
+    const api_client* find(const sha256_digest& digest) const noexcept;
     std::size_t size() const noexcept { return clients_.size(); }
 
 private:
