@@ -4,7 +4,9 @@
 # with Debian's golang-go; the same pipeline in Go's standard library), with the ratios; offerd
 # with real-time workers too when the bench may (root); the raw HTTP bound of our listener
 # (GET /health), nginx when installed,
-# the streaming time of member_data.csv, and the cost versus history length.
+# an overload section (64/256/1024 connections) and a poison scenario (10 % of inputs make the
+# prediction service answer 500), the streaming time of member_data.csv, and the cost versus
+# history length.
 # Prints one table. Timings are machine- and noise-dependent: compare ratios within one run.
 # Usage: scripts/bench.sh [seconds-per-run (default 10)]   (MEMROWS=N: stored transactions for the memory part, default 10M)
 set -euo pipefail
@@ -161,6 +163,21 @@ for c in 64 256 1024; do
     "$(awk -v a="$ok" -v b="$shed" 'BEGIN { print a + b ? b / (a + b) : 0 }')" "$p99" "$p99r" "$limit" "$rss"
 done
 awk -v a="${RATE["over c1024"]}" -v b="${RATE["over c64"]}" 'BEGIN { printf "  goodput(1024) / goodput(64) = %.2f\n", b ? a / b : 0 }'
+
+echo
+# Poison: the prediction stand-in answers 500 to 10 % of feature vectors (the same ones every
+# time, like a model bug for some inputs). Those requests are answered 502; the healthy ones must
+# not be failed by a circuit the poison opened.
+echo "poison: 10 % of the feature vectors make the prediction service answer 500 (--prediction-fault-share 0.1), 64 connections:"
+LOG="$WORK/poison.log" start --prediction-fault-share 0.1
+out=$(BENCH_CSV="$WORK/bench.csv" wrk -t2 -c64 -d"${DUR}s" -s scripts/offers-status.lua "http://127.0.0.1:$PORT/member/offer" 2>&1)
+scrape=$(curl -s "http://127.0.0.1:$PORT/metrics")
+stop
+opened=$(awk '/^offerd_circuit_transitions_total\{/ && /service="prediction"/ && /to="open"/ { n += $2 } END { print n + 0 }' <<<"$scrape")
+awk -v opened="$opened" '$1 == "status" { n[$2] = $3; total += $3 }
+  END { healthy = total - n[502]
+        printf "  answers %d: 200 %d, 502 (poisoned) %d (%.1f %%), 503 %d; healthy requests answered 200: %.2f %%; prediction circuit opened %d times\n",
+               total, n[200], n[502], total ? 100 * n[502] / total : 0, n[503], healthy ? 100 * n[200] / healthy : 0, opened }' <<<"$out"
 
 echo
 start

@@ -415,6 +415,8 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
         ("breaker-threshold", ranged<int>(0, 1'000'000), "deprecated: same as --breaker-min-calls (0: never open)")
         ("idempotency-retention-ms", ranged<long>(1, 7 * max_ms)->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
         ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
+        ("prediction-fault-share", ranged<double>(0, 1)->default_value(0.0),
+         "prediction (the stand-in): answer 500 to this share of feature vectors, picked by a hash of the request body, so the same inputs always fail (poison requests for fault drills and the bench); 0: never")
         ("member-data-journal-fsync", po::value<std::string>()->default_value("always")->implicit_value("always"),
          "member-data: always: a write is fdatasync'ed before it is answered (writes arriving together share one fdatasync); never: leave it to the OS")
         ("member-cache-ms", ranged<long>(0, 7 * max_ms)->default_value(d.orchestrator.members.idle.count()),
@@ -508,6 +510,7 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
     o.breaker.min_calls = vm[vm.count("breaker-threshold") ? "breaker-threshold" : "breaker-min-calls"].as<int>();
     o.breaker.failure_rate = vm["breaker-failure-rate"].as<double>();
     if (vm.count("member-data-journal")) c.member_data.journal = vm["member-data-journal"].as<std::string>();
+    c.prediction_fault_share = vm["prediction-fault-share"].as<double>();
     const auto journal_fsync = parse_fsync_policy(vm["member-data-journal-fsync"].as<std::string>());
     if (!journal_fsync) return usage_error<app_config>("", "--member-data-journal-fsync must be always or never");
     c.member_data.journal_fsync = *journal_fsync;

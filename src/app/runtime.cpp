@@ -139,7 +139,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         store_ = open_member_data_store(cfg_.member_data, log_, *metrics_);
         listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
     }
-    if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router());
+    if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router(cfg_.prediction_fault_share));
     if (cfg_.has(role::offer_engine)) listen(role::offer_engine, cfg_.offer_engine_port, make_offer_engine_router());
     if (cfg_.has(role::orchestrator)) {
         const auto local = [&](role r, std::uint16_t fallback) { return port(r) ? port(r) : fallback; };

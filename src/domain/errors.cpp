@@ -15,6 +15,7 @@ const char* errc_name(errc e) noexcept {
     case errc::overloaded: return "overloaded";
     case errc::circuit_open: return "circuit_open";
     case errc::writes_pending: return "writes_pending";
+    case errc::member_busy: return "member_busy";
     case errc::state_unavailable: return "state_unavailable";
     case errc::idempotency_conflict: return "idempotency_conflict";
     case errc::deadline_exceeded: return "deadline_exceeded";

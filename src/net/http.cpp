@@ -120,6 +120,7 @@ http::status status_for(errc e) noexcept {
     case errc::header_too_large: return http::status::request_header_fields_too_large;
     case errc::not_found: return http::status::not_found;
     case errc::method_not_allowed: return http::status::method_not_allowed;
+    case errc::member_busy: return http::status::too_many_requests;
     case errc::overloaded:
     case errc::writes_pending:
     case errc::state_unavailable:
@@ -139,6 +140,7 @@ response failure_response(const failure& f) {
     switch (f.code) {
     case errc::internal: return detail_response(s, "Internal server error");
     case errc::overloaded:
+    case errc::member_busy:
     case errc::writes_pending:
     case errc::state_unavailable:
     case errc::circuit_open: {

@@ -55,6 +55,25 @@ Stream& layer(connection& c) {
         return *c.tls;
 }
 
+// Whether the connection's next bytes arrive within `hold`. The timer cancels the socket's wait
+// (nothing else is pending on it then); `done` keeps a timer that fired just as the bytes came
+// from cancelling the read that follows.
+asio::awaitable<bool> first_bytes_within(std::shared_ptr<connection> c, std::chrono::milliseconds hold) {
+    tcp::socket& sock = c->stream.socket();
+    if (beast::error_code aec; sock.available(aec) > 0 || aec) co_return true;
+    auto done = std::make_shared<bool>(false);
+    asio::steady_timer timer(sock.get_executor(), hold);
+    timer.async_wait([c, done](const beast::error_code& ec) {
+        if (ec || *done) return;
+        beast::error_code ignored;
+        c->stream.socket().cancel(ignored);
+    });
+    auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, nothrow);
+    *done = true;
+    timer.cancel();
+    co_return !ec;
+}
+
 // The peer closed or went silent: end the connection without an answer.
 bool quiet_end(const beast::error_code& ec) {
     return ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
@@ -132,10 +151,8 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     std::shared_ptr<void> carry;  // request_context::carry
     for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
-            // What a handler carried over is for a request already sent (a client retrying at
-            // once); one that has not arrived is not waited for with it.
-            if (beast::error_code aec; carry && c->stream.socket().available(aec) == 0) carry.reset();
             if (s->stopping.load(std::memory_order_relaxed)) break;
+            if (carry && !co_await first_bytes_within(c, lim.carry_hold)) carry.reset();
             // Wait for the next request's first bytes. Only this wait is cancelled by stop(): a
             // request that has started arriving is read and answered.
             c->busy = false;
@@ -177,6 +194,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
         c->stream.expires_never();
         const request req = parser.release();
         request_context ctx{req, {}, {}, {}, worker};
+        ctx.carry = &carry;
         if (auto it = req.find(request_id_header); it != req.end() && !it->value().empty() && it->value().size() <= 128)
             ctx.request_id = std::string(it->value());
         else
@@ -186,9 +204,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
             ctx.trace = parse_traceparent(tp == req.end() ? std::string_view{} : std::string_view(tp->value()));
             ctx.trace.service = s->name;
         }
-        ctx.carry = &carry;
         response res = co_await s->routes->dispatch(ctx);
-        carry.reset();  // a handler that wanted it took it
         res.version(req.version());
         res.set(request_id_header, ctx.request_id);
         res.set(http::field::date, http_date());

@@ -7,16 +7,19 @@ namespace offerd {
 adaptive_limit::adaptive_limit(const admission_config& cfg, std::size_t workers, clock::time_point now)
     : cfg_(cfg),
       workers_(std::max<std::size_t>(workers, 1)),
-      limit_(cfg.max_in_flight),
+      limit_(cfg.adaptive ? std::clamp(cfg.start_limit, std::min(cfg.min_limit, cfg.max_in_flight), cfg.max_in_flight) : cfg.max_in_flight),
       min_us_(new std::atomic<std::int64_t>[workers_]),
       interval_end_((now + cfg.interval).time_since_epoch().count()) {
     for (std::size_t i = 0; i < workers_; ++i) min_us_[i].store(-1, std::memory_order_relaxed);
 }
 
-bool adaptive_limit::try_acquire() noexcept {
-    if (in_flight_.fetch_add(1, std::memory_order_relaxed) < limit_.load(std::memory_order_relaxed)) return true;
+bool adaptive_limit::try_acquire(bool after_shed) noexcept {
+    std::size_t limit = limit_.load(std::memory_order_relaxed);
+    if (after_shed) limit -= std::min(limit, std::max<std::size_t>(1, limit / 8));
+    if (in_flight_.fetch_add(1, std::memory_order_relaxed) < limit) return true;
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     shed_.fetch_add(1, std::memory_order_relaxed);
+    last_refusal_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     if (!refused_.load(std::memory_order_relaxed)) refused_.store(true, std::memory_order_relaxed);
     return false;
 }
@@ -58,7 +61,10 @@ void adaptive_limit::roll(clock::time_point now) {
             decreases_.fetch_add(1, std::memory_order_relaxed);
         }
     } else if (refused && cur < cfg_.max_in_flight) {
-        limit_.store(std::min(cfg_.max_in_flight, cur + std::max<std::size_t>(1, cur / 16)), std::memory_order_relaxed);
+        // Queues far below the target: there is room to spare, grow by a quarter; near it, by a
+        // sixteenth (at least one).
+        const std::size_t step = worst * 2 < cfg_.target.count() ? cur / 4 : cur / 16;
+        limit_.store(std::min(cfg_.max_in_flight, cur + std::max<std::size_t>(1, step)), std::memory_order_relaxed);
         increases_.fetch_add(1, std::memory_order_relaxed);
     }
 }

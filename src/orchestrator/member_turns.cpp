@@ -33,13 +33,15 @@ const member_turns::shard& member_turns::shard_for(std::string_view member) cons
     return shards_[string_hash{}(member) % shard_count];
 }
 
-asio::awaitable<result<member_turns::lease>> member_turns::acquire(std::string member, deadline until) {
+asio::awaitable<result<member_turns::lease>> member_turns::acquire(std::string member, deadline until, std::size_t max_waiting) {
     shard& s = shard_for(member);
     std::shared_ptr<waiter> w;
     {
         std::lock_guard lock(s.mutex);
         auto [it, inserted] = s.members.try_emplace(member);
         if (inserted) co_return lease(this, std::move(member));
+        if (it->second.queue.size() >= max_waiting)
+            co_return fail(errc::member_busy, "too many of this member's requests are waiting; retry later");
         w = std::make_shared<waiter>(co_await asio::this_coro::executor);
         it->second.queue.push_back(w);
     }

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
-#include <mutex>
+#include <vector>
 
-#include <boost/asio/post.hpp>
+
 #include <boost/asio/steady_timer.hpp>
 
 #include "offerd/codec/json_writer.hpp"
@@ -44,92 +44,109 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
 
 }  // namespace
 
-// The parked connections (FIFO) and the hand-over of freed slots to them.
-struct offer_handler::parking {
+// The connections answered 503, each waiting until its next request may be read: a lane per
+// worker, touched only on that worker's thread, so it needs no lock. Why wait at all: a client
+// that ignores Retry-After sends again at once, and read at once those requests turn the excess
+// into a flood of 503s that starves the admitted work (measured: at 1024 connections 39k 503/s
+// and 300 offers/s). So a shed connection's next request is read when its Retry-After second is
+// over (what it was told), or earlier, oldest first, when a slot goes back to the limit on its
+// worker (the load fell: a burst ended, a served client left). While shedding, the slot of a
+// request just served is kept for its connection's next request instead (see carried), so
+// under sustained overload the connections being served stay served at full speed and the
+// others get one 503 a second each; that is not fair between connections, but every 200 is
+// fast, and a 200 after a wait in the lane would carry that wait to its client.
+// What the offer route keeps on a connection for its next request (request_context::carry):
+// that its last answer was a 503, or, while shedding, the slot of the request just served.
+struct offer_handler::carried {
+    carried(std::shared_ptr<shed_lanes> l, bool s, std::size_t w = 0) : lanes(std::move(l)), slot(s), worker(w) {}
+    carried(const carried&) = delete;
+    carried& operator=(const carried&) = delete;
+    ~carried();
+    std::shared_ptr<shed_lanes> lanes;
+    bool slot;  // a slot is held: released here unless the next request took it over
+    std::size_t worker;
+};
+
+struct offer_handler::shed_lanes {
     struct waiter {
         explicit waiter(const asio::any_io_executor& ex) : timer(ex, std::chrono::seconds(1)) {}
         asio::steady_timer timer;
-        bool handed = false;  // under mu: a freed slot passed to this connection
+        bool done = false;  // let go, or its second is over (then let_one_go skips it)
     };
-    explicit parking(adaptive_limit& l) : limit(&l) {}
+    struct lane {
+        std::deque<std::shared_ptr<waiter>> queue;
+    };
+    shed_lanes(std::size_t workers, adaptive_limit& l) : lanes(std::max<std::size_t>(workers, 1)), limit(&l) {}
 
-    // A slot is free: the longest-parked connection gets it (in flight unchanged), else the
-    // limit (also when the limit shrank below what is in flight: the slot is not ours to pass).
-    void release() {
-        std::shared_ptr<waiter> w;
-        {
-            const std::lock_guard lock(mu);
-            if (!limit) return;
-            if (queue.empty() || limit->in_flight() > limit->limit()) {
-                limit->release();
-                return;
-            }
-            w = std::move(queue.front());
-            queue.pop_front();
-            w->handed = true;
-            handed_over.fetch_add(1, std::memory_order_relaxed);
+    std::vector<lane> lanes;
+    // Null once the handler is gone (set after the workers stopped; a carried slot released
+    // later, as the connections' frames are destroyed, is released into nothing).
+    std::atomic<adaptive_limit*> limit;
+    std::atomic<std::size_t> waiting{0};  // over all lanes, for /metrics
+
+    // A slot went back to the limit on this worker (called on its thread): its oldest waiting
+    // connection reads on.
+    void let_one_go(std::size_t worker) {
+        lane& l = lanes[worker % lanes.size()];
+        while (!l.queue.empty()) {
+            std::shared_ptr<waiter> w = std::move(l.queue.front());
+            l.queue.pop_front();
+            if (w->done) continue;  // its second ran out first
+            w->done = true;
+            w->timer.cancel();
+            released.fetch_add(1, std::memory_order_relaxed);
+            return;
         }
-        // The timer belongs to its connection's worker: cancel it there.
-        asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
     }
-
-    std::size_t parked() {  // for /metrics: a scrape may take the lock
-        const std::lock_guard lock(mu);
-        return queue.size();
-    }
-
-    std::mutex mu;
-    adaptive_limit* limit;  // null once the handler is gone
-    std::deque<std::shared_ptr<waiter>> queue;
-    std::atomic<std::uint64_t> handed_over{0};
+    std::atomic<std::uint64_t> released{0};
 };
 
-// A slot handed to a parked connection, held in its carry until its next offer request takes it
-// over; the connection ending or sending something else passes it on.
-struct offer_handler::handed_slot {
-    explicit handed_slot(std::shared_ptr<parking> owner) : p(std::move(owner)) {}
-    handed_slot(const handed_slot&) = delete;
-    handed_slot& operator=(const handed_slot&) = delete;
-    ~handed_slot() {
-        if (armed) p->release();
+offer_handler::carried::~carried() {
+    if (!slot) return;
+    if (adaptive_limit* l = lanes->limit.load(std::memory_order_acquire)) {
+        l->release();
+        lanes->let_one_go(worker);
     }
-    std::shared_ptr<parking> p;
-    bool armed = true;
-};
+}
 
 offer_handler::offer_handler(offer_pipeline& pipeline, adaptive_limit& admission, const orchestrator_config& cfg, logger& log, std::size_t workers)
-    : pipeline_(pipeline), admission_(admission), cfg_(cfg), log_(log), metrics_(workers), parking_(std::make_shared<parking>(admission)) {}
+    : pipeline_(pipeline), admission_(admission), cfg_(cfg), log_(log), metrics_(workers), lanes_(std::make_shared<shed_lanes>(workers, admission)),
+      shed_note_(std::make_shared<carried>(lanes_, false)) {}
 
-offer_handler::~offer_handler() {
-    // Parked connections wake within their second and find no queue; slots still handed out are
-    // released into nothing (the limit may be gone too).
-    const std::lock_guard lock(parking_->mu);
-    parking_->limit = nullptr;
-    parking_->queue.clear();
-}
+// Waiting connections hold the lanes; they wake within their second.
+offer_handler::~offer_handler() { lanes_->limit.store(nullptr, std::memory_order_release); }
 
 asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     const auto started = std::chrono::steady_clock::now();
-    // A slot freed while this connection was parked was handed to it: this request is admitted
-    // without racing the newcomers that took every freed slot before the hand-over existed.
-    const bool handed = ctx.carry && *ctx.carry;
-    if (handed) std::static_pointer_cast<handed_slot>(std::exchange(*ctx.carry, nullptr))->armed = false;
     // Shedding must cost far less than serving: no parsing, and at most one log event a second
     // (saying how many were shed since the last one), never one per refused request.
-    if (!handed && !admission_.try_acquire()) {
+    const std::shared_ptr<carried> note = ctx.carry ? std::static_pointer_cast<carried>(std::exchange(*ctx.carry, nullptr)) : nullptr;
+    const bool reserved = note && note->slot;
+    if (reserved) note->slot = false;  // this request takes the slot over
+    if (!reserved && !admission_.try_acquire(note != nullptr)) {
         note_shed(started);
-        // The 503 goes out at once; the connection's next request is read when a slot frees (and
-        // is then handed that slot) or after the Retry-After second. A client that ignores
-        // Retry-After and sends again at once would otherwise turn the excess into a flood of
-        // 503s that starves the admitted requests (measured: at 1024 connections 39k 503/s and
-        // 300 offers/s); parked, it waits its turn.
-        ctx.after_response = [p = parking_, carry = ctx.carry] { return park(p, carry); };
+        // The 503 goes out at once; the connection's next request waits in its worker's lane.
+        ctx.after_response = [l = lanes_, w = ctx.worker] { return wait_turn(l, w); };
+        if (ctx.carry) *ctx.carry = shed_note_;
         co_return failure_response(fail(errc::overloaded, {}));
     }
+    // The slot goes back when the request is done; while shedding it is kept for the
+    // connection's next request (see carried), which the listener waits for only briefly.
     struct slot_guard {
-        parking& p;
-        ~slot_guard() { p.release(); }
-    } guard{*parking_};
+        offer_handler& h;
+        std::shared_ptr<void>* carry;
+        std::size_t worker;
+        ~slot_guard() {
+            // Kept only within the limit: after the limit shrank, the excess slots go back.
+            if (carry && h.admission_.shedding() && h.admission_.in_flight() <= h.admission_.limit()) {
+                *carry = std::make_shared<carried>(h.lanes_, true, worker);
+                h.reserved_.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                h.admission_.release();
+                h.lanes_->let_one_go(worker);
+            }
+        }
+    } guard{*this, ctx.carry, ctx.worker};
 
     // A request refused for what it carries: logged (with who sent it) and answered with why.
     const auto reject = [&](failure why) {
@@ -141,6 +158,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     auto parsed = decode_transaction(ctx.req.body());
     if (!parsed) co_return reject(std::move(parsed).error());
     offer_input in{std::move(parsed).value(), {}, 0};
+    if (admission_.shedding(started)) in.max_member_waiting = cfg_.admission.member_waiting_when_shedding;
     if (auto it = ctx.req.find("Idempotency-Key"); it != ctx.req.end()) {
         in.idempotency_key = it->value();
         if (in.idempotency_key.empty() || in.idempotency_key.size() > 255)
@@ -185,27 +203,15 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     co_return res;
 }
 
-asio::awaitable<void> offer_handler::park(std::shared_ptr<parking> p, std::shared_ptr<void>* carry) {
-    auto w = std::make_shared<parking::waiter>(co_await asio::this_coro::executor);
-    {
-        const std::lock_guard lock(p->mu);
-        if (!p->limit) co_return;  // the handler is gone
-        p->queue.push_back(w);
-    }
+asio::awaitable<void> offer_handler::wait_turn(std::shared_ptr<shed_lanes> lanes, std::size_t worker) {
+    shed_lanes::lane& l = lanes->lanes[worker % lanes->lanes.size()];
+    auto w = std::make_shared<shed_lanes::waiter>(co_await asio::this_coro::executor);
+    l.queue.push_back(w);
+    lanes->waiting.fetch_add(1, std::memory_order_relaxed);
     auto [ec] = co_await w->timer.async_wait(nothrow);
-    (void)ec;  // woken or a second passed: the flag says which, decided under the lock
-    bool handed = false;
-    {
-        const std::lock_guard lock(p->mu);
-        handed = w->handed;
-        if (!handed)
-            if (const auto it = std::find(p->queue.begin(), p->queue.end(), w); it != p->queue.end()) p->queue.erase(it);
-    }
-    if (!handed) co_return;
-    if (carry)
-        *carry = std::make_shared<handed_slot>(p);
-    else
-        p->release();
+    (void)ec;  // let go (cancelled) or its second is over: either way, read on
+    w->done = true;
+    lanes->waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void offer_handler::note_shed(std::chrono::steady_clock::time_point now) {
@@ -233,10 +239,12 @@ void offer_handler::write_metrics(std::string& out) const {
     write_sample(out, "offerd_admission_limit", {}, static_cast<double>(admission_.limit()));
     write_metric_header(out, "offerd_admission_shed_total", "counter", "Offer requests answered 503 because the limit was reached.");
     write_sample(out, "offerd_admission_shed_total", {}, static_cast<double>(admission_.shed()));
-    write_metric_header(out, "offerd_admission_handed_over_total", "counter", "Freed slots handed to a connection that had been answered 503 and was waiting (its next request is admitted).");
-    write_sample(out, "offerd_admission_handed_over_total", {}, static_cast<double>(parking_->handed_over.load(std::memory_order_relaxed)));
-    write_metric_header(out, "offerd_admission_parked", "gauge", "Connections answered 503 whose next request waits for a freed slot or the Retry-After second.");
-    write_sample(out, "offerd_admission_parked", {}, static_cast<double>(parking_->parked()));
+    write_metric_header(out, "offerd_admission_released_total", "counter", "Connections answered 503 let go from the shed lane to send their next request.");
+    write_sample(out, "offerd_admission_released_total", {}, static_cast<double>(lanes_->released.load(std::memory_order_relaxed)));
+    write_metric_header(out, "offerd_admission_reserved_total", "counter", "Slots kept, while shedding, for the next request of the connection just served.");
+    write_sample(out, "offerd_admission_reserved_total", {}, static_cast<double>(reserved_.load(std::memory_order_relaxed)));
+    write_metric_header(out, "offerd_admission_waiting", "gauge", "Connections answered 503 whose next request waits in the shed lane (at most the Retry-After second).");
+    write_sample(out, "offerd_admission_waiting", {}, static_cast<double>(lanes_->waiting.load(std::memory_order_relaxed)));
     write_metric_header(out, "offerd_admission_limit_changes_total", "counter", "Changes of the adaptive limit, by direction.");
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"down\"", static_cast<double>(admission_.decreases()));
     write_sample(out, "offerd_admission_limit_changes_total", "direction=\"up\"", static_cast<double>(admission_.increases()));

@@ -87,7 +87,7 @@ asio::awaitable<void> offer_pipeline::decide(member_session& s, const transactio
 asio::awaitable<offer_outcome> offer_pipeline::run(const offer_input& in, const call_context& ctx) {
     const transaction& t = in.txn;
     offer_outcome out;
-    auto turn = co_await deciding_.acquire(t.member_id, ctx.until);
+    auto turn = co_await deciding_.acquire(t.member_id, ctx.until, in.max_member_waiting);
     if (!turn) {
         out.error = std::move(turn).error();
         co_return out;

@@ -2,7 +2,9 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "offerd/store/history_store.hpp"
@@ -200,10 +202,11 @@ std::size_t resident_kib() {
 }
 }  // namespace
 
-TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to the parked connections, and recovers", "[component]") {
+TEST_CASE("at 20x its limit the orchestrator sheds fast, keeps the served connections' slots, and recovers", "[component]") {
     // Every prediction takes 100 ms without blocking the fake's thread; 4 offer requests are
     // admitted at once. 80 connections send 3 requests each, the next at once after every answer
-    // (a client that ignores Retry-After): at most 4 are served at a time, the rest are shed.
+    // (a client that ignores Retry-After): at most 4 are served at a time, the rest are shed, and
+    // a shed connection's next request waits (at most its Retry-After second) in the shed lane.
     const auto pred = slow_prediction(std::chrono::milliseconds(100));
     test_app app(without(role::prediction), [&](app_config& c) {
         c.orchestrator.prediction_url = pred->url();
@@ -214,7 +217,7 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to th
     constexpr int connections = 80, per_connection = 3;
     struct answer {
         unsigned status;
-        bool first;  // the connection's first request: no parking before it
+        bool first;  // the connection's first request: no wait in the shed lane before it
         bool retry_after;
         std::chrono::milliseconds took;
     };
@@ -248,15 +251,69 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, hands freed slots to th
     }
     CHECK(ok >= 4);
     CHECK(shed >= 1);
-    // Parked connections leave the queue within their Retry-After second.
+    // Shed connections leave the lane within their Retry-After second.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     const auto scrape = get(port, "/metrics").body;
     CHECK(metric_sample(scrape, "offerd_admission_shed_total") == static_cast<double>(shed));
-    CHECK(metric_sample(scrape, "offerd_admission_handed_over_total") >= 1.0);
-    CHECK(metric_sample(scrape, "offerd_admission_parked") == 0.0);
+    // While shedding, a served connection's next request took over its slot...
+    CHECK(metric_sample(scrape, "offerd_admission_reserved_total") >= 1.0);
+    // ... and slots going back (a served connection done) let waiting connections read on early.
+    CHECK(metric_sample(scrape, "offerd_admission_released_total") >= 1.0);
+    CHECK(metric_sample(scrape, "offerd_admission_waiting") == 0.0);
     CHECK(metric_sample(scrape, "offerd_in_flight_requests") == 0.0);
     // 240 requests and their connections leave no memory behind worth the name.
     CHECK(resident_kib() < rss_before + 256 * 1024);
     // And it serves normally afterwards.
     CHECK(post(port, "/member/offer", txn_body("OV-after")).status == 200);
+}
+
+TEST_CASE("while shedding, a member with 8 requests waiting for their turn gets 429 for more, and is served in order again once the shedding is over", "[component]") {
+    // Predictions take 100 ms; 40 offer requests are admitted at once.
+    const auto pred = slow_prediction(std::chrono::milliseconds(100));
+    test_app app(without(role::prediction), [&](app_config& c) {
+        c.orchestrator.prediction_url = pred->url();
+        c.orchestrator.admission.max_in_flight = 40;
+    });
+    const auto port = app.port(role::orchestrator);
+    struct answer {
+        unsigned status;
+        bool retry_after;
+    };
+    const auto burst = [&](int n, const std::function<std::string(int)>& member) {
+        std::vector<answer> answers;
+        asio::io_context ctx;
+        client_limits patient;
+        patient.timeout = std::chrono::seconds(20);  // the last of 20 serial turns waits 2 s
+        for (int i = 0; i < n; ++i)
+            asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
+                http_client client(ctx.get_executor(), url{"127.0.0.1", port, ""}, patient);
+                const std::string body = txn_body(member(i));
+                auto res = co_await client.send(http::verb::post, "/member/offer", body, call_options{{}, deadline::after(std::chrono::seconds(20)), {}, {}});
+                answers.push_back({res ? res->result_int() : 0u, res && res->find(http::field::retry_after) != res->end()});
+            }, asio::detached);
+        ctx.run_for(std::chrono::seconds(30));
+        return answers;
+    };
+    const auto count = [](const std::vector<answer>& a, unsigned status) {
+        return std::count_if(a.begin(), a.end(), [&](const answer& x) { return x.status == status; });
+    };
+    // 41 members at once: one is refused, so the orchestrator is shedding for the next second.
+    const auto first = burst(41, [](int i) { return "SPREAD" + std::to_string(i); });
+    REQUIRE(first.size() == 41);
+    CHECK(count(first, 503) >= 1);
+    // 12 requests of one member at once: one holds its turn (100 ms), 8 wait, 3 are refused.
+    const auto hot = burst(12, [](int) { return std::string("HOT"); });
+    REQUIRE(hot.size() == 12);
+    CHECK(count(hot, 200) == 9);
+    CHECK(count(hot, 429) == 3);
+    for (const auto& a : hot)
+        if (a.status == 429) CHECK(a.retry_after);
+    // Without shedding a member's queue is not bounded: 20 at once are all served.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    const auto calm = burst(20, [](int) { return std::string("HOT2"); });
+    REQUIRE(calm.size() == 20);
+    for (const auto& a : calm) {
+        INFO("status " << a.status);
+        CHECK(a.status == 200);
+    }
 }

@@ -2,6 +2,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <boost/beast/http/write.hpp>
+#include <algorithm>
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -374,4 +375,24 @@ TEST_CASE("a cgroup CPU quota anywhere above the process is found, in v1 and v2 
     put("cpu,cpuacct/open/cpu.cfs_quota_us", "-1");
     CHECK(!cgroup_cpu_limit("4:cpu,cpuacct:/open\n", root));
     fs::remove_all(root);
+}
+
+TEST_CASE("prediction with --prediction-fault-share answers 500 to that share of inputs, the same ones every time", "[component]") {
+    test_app app(services, [](app_config& c) { c.prediction_fault_share = 0.25; });
+    const auto port = app.port(role::prediction);
+    std::vector<bool> failed;
+    for (int i = 0; i < 400; ++i) {
+        const auto res = post(port, "/ml/ats/predict", features_json(i, 1.5, i, 2, 0.5, 0.25, 0.25, i % 30));
+        REQUIRE((res.status == 200 || res.status == 500));
+        failed.push_back(res.status == 500);
+        if (res.status == 500) CHECK(json::parse(res.body).at("detail").as_string() == "Injected fault (--prediction-fault-share)");
+    }
+    const auto n = std::count(failed.begin(), failed.end(), true);
+    CHECK(n > 60);  // 100 expected; a hash, so not exactly
+    CHECK(n < 140);
+    for (int i = 0; i < 400; i += 7)  // the same inputs, the same answer
+        CHECK((post(port, "/ml/ats/predict", features_json(i, 1.5, i, 2, 0.5, 0.25, 0.25, i % 30)).status == 500) == failed[i]);
+    // Off by default.
+    test_app plain(services);
+    for (int i = 0; i < 50; ++i) CHECK(post(plain.port(role::prediction), "/ml/ats/predict", features_json(i, 1.5, i, 2, 0.5, 0.25, 0.25, 4)).status == 200);
 }

@@ -13,6 +13,7 @@ admission_config cfg(std::size_t cap = 1000, std::size_t floor = 10) {
     admission_config c;
     c.max_in_flight = cap;
     c.min_limit = floor;
+    c.start_limit = cap;
     c.target = 2ms;
     c.interval = 100ms;
     return c;
@@ -98,13 +99,20 @@ TEST_CASE("admission: it grows only when it refused work and queues stayed short
     t = intervals(a, 1, t, 5, 200us);
     CHECK(a.limit() == 50);
     CHECK(a.increases() == 0);
-    // Refused work with short queues: grows by a sixteenth (at least one) per interval.
+    // Refused work with queues under the target: grows by a sixteenth (at least one) per interval.
+    t = intervals(a, 1, t, 1, 1500us);  // (an interval's minimum includes the sample that rolled the last)
     for (int i = 0; i < 5; ++i) {
         CHECK_FALSE(a.try_acquire());
-        t = intervals(a, 1, t, 1, 200us);
+        t = intervals(a, 1, t, 1, 1500us);
     }
     CHECK(a.increases() == 5);
     CHECK(a.limit() == 50 + 3 + 3 + 3 + 3 + 3);  // 50/16 = 3 each time until 64
+    // Queues under half the target: by a quarter.
+    t = intervals(a, 1, t, 1, 200us);  // not refused: no growth
+    CHECK(a.limit() == 65);
+    CHECK_FALSE(a.try_acquire());
+    t = intervals(a, 1, t, 1, 200us);
+    CHECK(a.limit() == 65 + 16);
     // ... never beyond the cap.
     adaptive_limit capped(cfg(20, 10), 1, t);
     hold(capped, 20);
@@ -130,9 +138,41 @@ TEST_CASE("admission: an interval without samples changes nothing; disabled, it 
     CHECK_FALSE(b.try_acquire());
 }
 
+TEST_CASE("admission: by default the limit starts at 256 and grows from there while it refuses with short queues", "[unit][admission]") {
+    auto t = clk::now();
+    adaptive_limit a(admission_config{}, 1, t);
+    CHECK(a.limit() == 256);
+    CHECK(hold(a, 300) == 256);  // the 257th refused
+    t = intervals(a, 1, t, 1, 100us);
+    CHECK(a.limit() == 320);
+    for (int i = 0; i < 20; ++i) {
+        hold(a, 10'000);
+        t = intervals(a, 1, t, 1, 100us);
+    }
+    CHECK(a.limit() == 4096);  // the cap (--max-in-flight) within about two seconds
+    admission_config small;
+    small.max_in_flight = 100;  // the start within [floor, cap]
+    CHECK(adaptive_limit(small, 1, t).limit() == 100);
+}
+
+TEST_CASE("admission: while it refuses, a connection answered 503 last time gets a slot only while an eighth of the limit is free", "[unit][admission]") {
+    const auto t = clk::now();
+    adaptive_limit a(cfg(16), 1, t);
+    CHECK(hold(a, 14) == 14);
+    CHECK_FALSE(a.try_acquire(true));  // 2 free: an eighth of 16 is kept for the others
+    CHECK(a.try_acquire(false));
+    CHECK(a.try_acquire(false));
+    CHECK_FALSE(a.try_acquire(false));
+    CHECK(a.shedding(t + 10ms) == true);
+    CHECK_FALSE(a.shedding(clk::now() + 2s));  // the last refusal was more than a second ago
+    for (int i = 0; i < 4; ++i) a.release();
+    CHECK(a.try_acquire(true));
+}
+
 TEST_CASE("admission: by default a lagging machine keeps 128 admitted, and a cap below the floor is the limit", "[unit][admission]") {
     auto t = clk::now();
-    admission_config lagging;  // the defaults: a 2 ms target, a floor of 128
+    admission_config lagging;  // the defaults: a 1 ms target, a floor of 128
+    lagging.start_limit = 4096;
     adaptive_limit a(lagging, 2, t);
     REQUIRE(hold(a, 300) == 300);
     t = intervals(a, 2, t, 30, 50ms);  // a sanitizer's or a busy machine's lag, for 3 s

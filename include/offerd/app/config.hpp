@@ -33,6 +33,7 @@ struct app_config {
     server_limits limits;
     orchestrator_config orchestrator;
     member_data_options member_data;
+    double prediction_fault_share = 0;  // the prediction stand-in answers 500 to this share of inputs
     log_config log;
     std::chrono::milliseconds throughput_interval{10'000};  // 0 disables the throughput event
     std::chrono::milliseconds ready_interval{1'000};        // upstream health probe period for GET /ready (0: off)

@@ -19,6 +19,7 @@ enum class errc {
     not_found,             // unknown route or entity (404)
     method_not_allowed,    // known route, wrong method (405)
     overloaded,            // admission control refused the request (503)
+    member_busy,           // while shedding: too many of this member's requests already wait their turn (429)
     circuit_open,          // an upstream's circuit breaker is open: fail fast (503)
     writes_pending,        // a member's earlier writes wait for member-data, so its history is not known (503)
     state_unavailable,     // cluster mode: the state store (PostgreSQL) cannot answer now (503)

@@ -29,6 +29,9 @@ struct server_limits {
     std::chrono::milliseconds write_timeout{10'000};
     std::chrono::milliseconds drain_timeout{1'000};    // reading leftovers after an error answer
     std::size_t max_connections = 10'000;       // beyond: answered 503 + Retry-After and closed
+    // A handler's carry (request_context::carry) waits this long for the next request's first
+    // bytes; then it is dropped (the offer route: a slot reserved for a connection it served).
+    std::chrono::milliseconds carry_hold{10};
 };
 
 class http_server {

@@ -26,12 +26,13 @@ struct request_context {
     std::size_t worker = 0;  // index of the io_context (thread) serving this connection
     std::string client{};    // the authenticated caller's name, set by the router's guard; empty: none
     // Set by a handler: the listener awaits it after the answer was written, before it reads the
-    // connection's next request (the offer route parks a connection it shed; see offer_handler).
+    // connection's next request (the offer route makes a connection it shed wait its turn; see
+    // offer_handler).
     std::function<asio::awaitable<void>()> after_response{};
-    // State a handler keeps on the connection from one request to the next (the offer route: a
-    // request slot handed to a connection it parked). Owned by the listener's connection loop,
-    // which drops it after every dispatch and whenever the next request has not arrived yet, so
-    // nothing is held for an idle connection. Null outside a listener.
+    // State a handler keeps on the connection for its next request (the offer route: that the
+    // connection was answered 503, or a slot reserved for it). Owned by the listener's connection
+    // loop, which drops it when the next request's first bytes do not arrive within
+    // server_limits::carry_hold. Null outside a listener.
     std::shared_ptr<void>* carry = nullptr;
 };
 

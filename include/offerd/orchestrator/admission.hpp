@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 
@@ -22,16 +23,27 @@ namespace offerd {
 struct admission_config {
     std::size_t max_in_flight = 4'096;           // hard cap; the adaptive limit never exceeds it
     bool adaptive = true;                         // false: only the hard cap
-    // The limit starts at the cap: a burst that the process can serve is never refused; the first
-    // standing queue brings it down within a few intervals.
+    // Where the adaptive limit starts (within [min_limit, max_in_flight]). Not at the cap: 1024
+    // connections arriving at once were all admitted, and served together they took 0.3-1 s each
+    // until the first intervals had brought the limit down. It grows quickly while it refuses
+    // work and the queues stay short (see roll).
+    std::size_t start_limit = 256;
     // The limit never goes below this (nor above max_in_flight). A fixed queueing-delay target
     // cannot tell overload from a slow machine: under a sanitizer, or beside a compiler, the
     // event loops lag at any load, and without a floor a 64-connection run fell from 2.9k to
     // 1.4k offers/s at a limit of 16. 128 in flight is about 20 ms of work on two cores at 7k
     // offers/s (Little's law), so the floor alone keeps the admitted p99 near the 50 ms.
     std::size_t min_limit = 128;
-    std::chrono::microseconds target{2'000};      // standing queueing delay that shrinks the limit
+    // Standing queueing delay that shrinks the limit. Measured with all roles in one process on 2
+    // cores at 1024 connections: 2 ms kept 0.87 of the peak offers/s with a p99 of 110-160 ms;
+    // 1 ms kept 0.91 with 55 ms; 0.5 ms met 20 ms but kept only 0.66 (a smaller limit sheds more).
+    std::chrono::microseconds target{1'000};
     std::chrono::milliseconds interval{100};      // the window the minimum delay is taken over
+    // While shedding (a refusal in the last second), a request whose member already has this many
+    // requests waiting for their turn is answered 429 at once: a hot member's queue holds slots
+    // that only wait, and its last request would wait for all of them. Unbounded otherwise, so a
+    // burst of one member's requests the process can serve is served in order.
+    std::size_t member_waiting_when_shedding = 8;
 };
 
 class adaptive_limit {
@@ -41,7 +53,12 @@ public:
     adaptive_limit(const admission_config& cfg, std::size_t workers, clock::time_point now = clock::now());
 
     // Takes a slot when fewer than limit() are in use; false: answer 503 (and count it).
-    bool try_acquire() noexcept;
+    // `after_shed`: the request comes from a connection answered 503 last time; it gets a slot
+    // only while an eighth of the limit (at least one slot) is free. Under sustained overload the
+    // connections being served keep their turns: their next request is read at once and would
+    // otherwise race the shed ones coming back, whose requests waited unread in the shed lane, so
+    // every 200 they won would carry that wait to the client.
+    bool try_acquire(bool after_shed = false) noexcept;
     void release() noexcept { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
     // One queueing-delay sample of worker `worker`'s event loop. Rolls the interval when due.
@@ -55,6 +72,11 @@ public:
     // The largest of the workers' minimum delays in the last complete interval (µs).
     std::int64_t last_delay_us() const noexcept { return last_delay_us_.load(std::memory_order_relaxed); }
     bool adaptive() const noexcept { return cfg_.adaptive; }
+    // Whether the limit refused a request in the last second.
+    bool shedding(clock::time_point now = clock::now()) const noexcept {
+        return now.time_since_epoch().count() - last_refusal_.load(std::memory_order_relaxed) <
+               std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1)).count();
+    }
 
 private:
     void roll(clock::time_point now);
@@ -69,6 +91,7 @@ private:
     std::mutex roll_mu_;
     std::atomic<std::uint64_t> shed_{0}, decreases_{0}, increases_{0};
     std::atomic<std::int64_t> last_delay_us_{0};
+    std::atomic<std::int64_t> last_refusal_{std::numeric_limits<std::int64_t>::min() / 2};  // clock ticks
 };
 
 }  // namespace offerd

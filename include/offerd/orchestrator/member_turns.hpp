@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -44,8 +45,10 @@ public:
     };
 
     // Waits for this member's earlier holders. Fails with deadline_exceeded when the turn does
-    // not come before `until`. Must be awaited on a single-threaded io_context.
-    asio::awaitable<result<lease>> acquire(std::string member, deadline until);
+    // not come before `until`, and at once with member_busy when `max_waiting` of the member's
+    // requests already wait (the holder not counted). Must be awaited on a single-threaded
+    // io_context.
+    asio::awaitable<result<lease>> acquire(std::string member, deadline until, std::size_t max_waiting = SIZE_MAX);
 
     // Whether anyone holds or waits for the member's turn (a snapshot).
     bool busy(std::string_view member) const;

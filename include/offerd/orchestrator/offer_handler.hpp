@@ -31,25 +31,28 @@ public:
 
     pipeline_metrics& metrics() noexcept { return metrics_; }
     std::size_t in_flight() const noexcept { return admission_.in_flight(); }
-    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_admission_* (handed-over
-    // slots and parked connections among them),
+    // offerd_pipeline_step_seconds, offerd_in_flight_requests, offerd_admission_* (the shed
+    // lane's waiting and released connections among them),
     // offerd_offers_total, offerd_offer_replays_total, offerd_history_skipped_total.
     void write_metrics(std::string& out) const;
 
 private:
-    struct parking;
-    struct handed_slot;
+    struct shed_lanes;
+    struct carried;
     void note_shed(std::chrono::steady_clock::time_point now);
-    static asio::awaitable<void> park(std::shared_ptr<parking> p, std::shared_ptr<void>* carry);
+    // After a 503: the connection's next read waits its turn in its worker's lane.
+    static asio::awaitable<void> wait_turn(std::shared_ptr<shed_lanes> lanes, std::size_t worker);
 
     offer_pipeline& pipeline_;
     adaptive_limit& admission_;
     const orchestrator_config& cfg_;
     logger& log_;
     pipeline_metrics metrics_;
-    // Connections shed and parked until a slot frees (FIFO) or a second passed (Retry-After),
-    // shared with the slots handed to them, which a connection can hold past this handler.
-    std::shared_ptr<parking> parking_;
+    // Connections answered 503 waiting to send their next request; shared with them, since a
+    // connection can wait past this handler.
+    std::shared_ptr<shed_lanes> lanes_;
+    std::shared_ptr<carried> shed_note_;  // the carry of a connection answered 503 (shared: no slot in it)
+    std::atomic<std::uint64_t> reserved_{0};
     std::atomic<std::int64_t> last_shed_log_{0};  // steady ticks of the last `overloaded` event
     std::atomic<std::uint64_t> shed_logged_{0};   // shed count at that event
     std::array<prom_histogram, step_count> step_seconds_;

@@ -22,6 +22,8 @@ struct offer_input {
     transaction txn;
     std::string_view idempotency_key;  // the client's (1-255 chars), or empty
     std::uint64_t body_hash = 0;       // of the request body, to tell a repeat from a conflict
+    // More of this member's requests already waiting for their turn: member_busy (429) at once.
+    std::size_t max_member_waiting = SIZE_MAX;
 };
 
 struct offer_outcome {

@@ -23,7 +23,9 @@ struct member_data_options {
 // is 422; a write the store cannot make durable is 503.
 std::shared_ptr<router> make_member_data_router(std::shared_ptr<history_store> store);
 // GET /health, POST /ml/ats/predict, POST /ml/resp/predict.
-std::shared_ptr<router> make_prediction_router();
+// fault_share: the share of request bodies (by a hash of their bytes, so the same features always
+// fail) answered 500, as a prediction service with a bug for some inputs would; 0: none.
+std::shared_ptr<router> make_prediction_router(double fault_share = 0);
 // GET /health, POST /offer/assign.
 std::shared_ptr<router> make_offer_engine_router();
 
