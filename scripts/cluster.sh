@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# A cluster on loopback: PostgreSQL in its own data directory, the three services, N
-# orchestrator replicas on it and HAProxy in front (deploy/haproxy.cfg). Everything it starts
-# is stopped by PID; state lives in $CLUSTER_DIR (default build/cluster).
+# A cluster on loopback: PostgreSQL in its own data directory, the three services (a process
+# each), N orchestrator replicas on it and HAProxy in front (deploy/haproxy.cfg). Everything it
+# starts is stopped by PID; state lives in $CLUSTER_DIR (default build/cluster).
 #
 #   scripts/cluster.sh up [--replicas N] [--port P]   start (default 3 replicas, HAProxy on 9000)
 #   scripts/cluster.sh status                         what runs, and whether each replica is ready
 #   scripts/cluster.sh kill-replica K                 SIGKILL replica K (1-based)
 #   scripts/cluster.sh stop-replica K                 SIGTERM replica K (it drains)
 #   scripts/cluster.sh start-replica K                start replica K again (K = N+1 adds one)
+#   scripts/cluster.sh kill-service NAME              SIGKILL member-data, prediction or offer-engine
+#   scripts/cluster.sh start-service NAME             start that service again (member-data replays its journal)
+#   scripts/cluster.sh kill-postgres                  immediate shutdown of PostgreSQL (SIGQUIT: what a
+#                                                     crash leaves; crash recovery on the next start)
+#   scripts/cluster.sh start-postgres                 start PostgreSQL again, same data directory and port
 #   scripts/cluster.sh down                           stop everything it started
 #
 # Ports, from P: HAProxy P, PostgreSQL P+1, member-data P+2, prediction P+3, offer-engine P+4,
@@ -49,11 +54,27 @@ start_replica() {  # K
   echo "cluster: replica $k ready on http://127.0.0.1:$port (pid $(cat "$DIR/replica-$k.pid"))" >&2
 }
 
+start_service() {  # member-data | prediction | offer-engine
+  local name=$1 port extra=()
+  case "$name" in
+  member-data) port=$((BASE + 2)); extra=(--member-data-journal "$DIR/member-data.journal") ;;
+  prediction) port=$((BASE + 3)) ;;
+  offer-engine) port=$((BASE + 4)) ;;
+  *) die "unknown service $name (member-data, prediction or offer-engine)" ;;
+  esac
+  alive "$DIR/service-$name.pid" && die "$name is running (pid $(cat "$DIR/service-$name.pid"))"
+  "$OFFERD" --role "$name" --host 127.0.0.1 "--$name-port" "$port" "${extra[@]}" \
+    --log-file "$DIR/$name.log" >>"$DIR/$name.out" 2>&1 &
+  echo $! >"$DIR/service-$name.pid"
+  wait_http "http://127.0.0.1:$port/health" 30 || die "$name did not start (see $DIR/$name.out)"
+}
+
 write_env() {
   printf 'BASE=%s\nREPLICAS=%s\nPG_URL=%q\n' "$BASE" "$REPLICAS" "$PG_URL" >"$DIR/cluster.env"
 }
 
 write_haproxy() {
+  local k
   cp "$ROOT/deploy/haproxy.cfg" "$DIR/haproxy.cfg"
   for ((k = 1; k <= REPLICAS; k++)); do
     echo "    server r$k 127.0.0.1:$((BASE + 10 + k))" >>"$DIR/haproxy.cfg"
@@ -100,11 +121,7 @@ up)
   rm -rf "$DIR" && mkdir -p "$DIR"
   PG_URL=$(scripts/pg.sh start "$DIR/pg" $((BASE + 1)))
   write_env
-  "$OFFERD" --role member-data,prediction,offer-engine --host 127.0.0.1 --member-data-port $((BASE + 2)) \
-    --prediction-port $((BASE + 3)) --offer-engine-port $((BASE + 4)) --member-data-journal "$DIR/member-data.journal" \
-    --log-file "$DIR/services.log" >>"$DIR/services.out" 2>&1 &
-  echo $! >"$DIR/services.pid"
-  wait_http "http://127.0.0.1:$((BASE + 2))/health" 30 || die "the services did not start (see $DIR/services.out)"
+  for s in member-data prediction offer-engine; do start_service "$s"; done
   for ((k = 1; k <= REPLICAS; k++)); do start_replica "$k"; done
   write_haproxy
   reload_haproxy
@@ -137,6 +154,34 @@ kill-replica | stop-replica)
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   echo "cluster: replica $k stopped (SIG$sig)" >&2
   ;;
+kill-service)
+  load
+  name=${1:?service name}
+  alive "$DIR/service-$name.pid" || die "$name is not running"
+  pid=$(cat "$DIR/service-$name.pid")
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  echo "cluster: $name killed" >&2
+  ;;
+start-service)
+  load
+  start_service "${1:?service name}"
+  echo "cluster: $1 started" >&2
+  ;;
+kill-postgres)
+  load
+  pidfile="$DIR/pg/offerd-pg.pid"
+  alive "$pidfile" || die "PostgreSQL is not running"
+  pid=$(cat "$pidfile")
+  kill -QUIT "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  echo "cluster: PostgreSQL stopped at once (SIGQUIT)" >&2
+  ;;
+start-postgres)
+  load
+  scripts/pg.sh start "$DIR/pg" $((BASE + 1)) >/dev/null
+  echo "cluster: PostgreSQL started" >&2
+  ;;
 start-replica)
   load
   k=${1:?replica number}
@@ -147,7 +192,7 @@ start-replica)
 down)
   [ -f "$DIR/cluster.env" ] || { echo "cluster: nothing to stop in $DIR" >&2; exit 0; }
   load
-  for p in "$DIR"/replica-*.pid "$DIR/haproxy.pid" "$DIR/services.pid"; do
+  for p in "$DIR"/replica-*.pid "$DIR/haproxy.pid" "$DIR"/service-*.pid; do
     [ -f "$p" ] || continue
     if alive "$p"; then
       pid=$(cat "$p")
@@ -162,7 +207,7 @@ down)
   echo "cluster: down" >&2
   ;;
 *)
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   [ -n "$cmd" ] && [ "$cmd" != help ] && [ "$cmd" != --help ] && exit 2
   exit 0
   ;;

@@ -145,7 +145,10 @@ response orchestrator_service::handle_ready() const {
     for (std::size_t i = 0; i < upstream_names.size(); ++i) {
         const std::int64_t last = probe_ ? probe_->last_ok[i].load(std::memory_order_relaxed) : 0;
         const bool up = last != 0 && now - last <= stale;
-        ready = ready && up;
+        // In cluster mode a replica serves without member-data (writes wait in PostgreSQL, warm
+        // members need no read), and member-data is shared by every replica: counting it would
+        // take them all out of the balancer at once and turn those 200s into its 503s.
+        if (!(state_ && i == 0)) ready = ready && up;
         w.member(upstream_names[i], up ? "up" : "down");
     }
     w.end_object();
