@@ -6,7 +6,6 @@
 #include <deque>
 #include <vector>
 
-
 #include <boost/asio/steady_timer.hpp>
 
 #include "offerd/codec/json_writer.hpp"
@@ -44,17 +43,6 @@ void write_offer_event(log_event& e, const transaction& t, const offer_outcome& 
 
 }  // namespace
 
-// The connections answered 503, each waiting until its next request may be read: a lane per
-// worker, touched only on that worker's thread, so it needs no lock. Why wait at all: a client
-// that ignores Retry-After sends again at once, and read at once those requests turn the excess
-// into a flood of 503s that starves the admitted work (measured: at 1024 connections 39k 503/s
-// and 300 offers/s). So a shed connection's next request is read when its Retry-After second is
-// over (what it was told), or earlier, oldest first, when a slot goes back to the limit on its
-// worker (the load fell: a burst ended, a served client left). While shedding, the slot of a
-// request just served is kept for its connection's next request instead (see carried), so
-// under sustained overload the connections being served stay served at full speed and the
-// others get one 503 a second each; that is not fair between connections, but every 200 is
-// fast, and a 200 after a wait in the lane would carry that wait to its client.
 // What the offer route keeps on a connection for its next request (request_context::carry):
 // that its last answer was a 503, or, while shedding, the slot of the request just served.
 struct offer_handler::carried {
@@ -67,6 +55,17 @@ struct offer_handler::carried {
     std::size_t worker;
 };
 
+// The connections answered 503, each waiting until its next request may be read: a lane per
+// worker, touched only on that worker's thread, so it needs no lock. Why wait at all: a client
+// that ignores Retry-After sends again at once, and read at once those requests turn the excess
+// into a flood of 503s that starves the admitted work (measured: at 1024 connections 39k 503/s
+// and 300 offers/s). So a shed connection's next request is read when its Retry-After second is
+// over (what it was told), or earlier, oldest first, when a slot goes back to the limit on its
+// worker (the load fell: a burst ended, a served client left). While shedding, the slot of a
+// request just served is kept for its connection's next request instead (see carried), so
+// under sustained overload the connections being served stay served at full speed and the
+// others get one 503 a second each; that is not fair between connections, but every 200 is
+// fast, and a 200 after a wait in the lane would carry that wait to its client.
 struct offer_handler::shed_lanes {
     struct waiter {
         explicit waiter(const asio::any_io_executor& ex) : timer(ex, std::chrono::seconds(1)) {}
@@ -211,6 +210,9 @@ asio::awaitable<void> offer_handler::wait_turn(std::shared_ptr<shed_lanes> lanes
     auto [ec] = co_await w->timer.async_wait(nothrow);
     (void)ec;  // let go (cancelled) or its second is over: either way, read on
     w->done = true;
+    // Every wait is one second from its push, so the expired ones are at the front: the lane
+    // holds only connections still waiting, however long the overload lasts.
+    while (!l.queue.empty() && l.queue.front()->done) l.queue.pop_front();
     lanes->waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
