@@ -3,7 +3,9 @@
 # each), N orchestrator replicas on it and HAProxy in front (deploy/haproxy.cfg). Everything it
 # starts is stopped by PID; state lives in $CLUSTER_DIR (default build/cluster).
 #
-#   scripts/cluster.sh up [--replicas N] [--port P]   start (default 3 replicas, HAProxy on 9000)
+#   scripts/cluster.sh up [--replicas N] [--port P] [--member-data-store journal|postgresql]
+#                                                     start (default 3 replicas, HAProxy on 9000,
+#                                                     member-data's histories in a journal file)
 #   scripts/cluster.sh status                         what runs, and whether each replica is ready
 #   scripts/cluster.sh kill-replica K                 SIGKILL replica K (1-based)
 #   scripts/cluster.sh stop-replica K                 SIGTERM replica K (it drains)
@@ -57,7 +59,10 @@ start_replica() {  # K
 start_service() {  # member-data | prediction | offer-engine
   local name=$1 port extra=()
   case "$name" in
-  member-data) port=$((BASE + 2)); extra=(--member-data-journal "$DIR/member-data.journal") ;;
+  member-data)
+    port=$((BASE + 2))
+    if [ "${MD_STORE:-journal}" = postgresql ]; then extra=(--member-data-store "$PG_URL"); else extra=(--member-data-journal "$DIR/member-data.journal"); fi
+    ;;
   prediction) port=$((BASE + 3)) ;;
   offer-engine) port=$((BASE + 4)) ;;
   *) die "unknown service $name (member-data, prediction or offer-engine)" ;;
@@ -70,7 +75,7 @@ start_service() {  # member-data | prediction | offer-engine
 }
 
 write_env() {
-  printf 'BASE=%s\nREPLICAS=%s\nPG_URL=%q\n' "$BASE" "$REPLICAS" "$PG_URL" >"$DIR/cluster.env"
+  printf 'BASE=%s\nREPLICAS=%s\nPG_URL=%q\nMD_STORE=%s\n' "$BASE" "$REPLICAS" "$PG_URL" "$MD_STORE" >"$DIR/cluster.env"
 }
 
 write_haproxy() {
@@ -105,14 +110,16 @@ write_json() {
 
 case "$cmd" in
 up)
-  REPLICAS=3 BASE=9000
+  REPLICAS=3 BASE=9000 MD_STORE=journal
   while [ $# -gt 0 ]; do
     case "$1" in
     --replicas) REPLICAS=${2:?--replicas needs a number}; shift 2 ;;
     --port) BASE=${2:?--port needs a number}; shift 2 ;;
-    *) die "unknown option $1 (usage: up [--replicas N] [--port P])" ;;
+    --member-data-store) MD_STORE=${2:?--member-data-store needs journal or postgresql}; shift 2 ;;
+    *) die "unknown option $1 (usage: up [--replicas N] [--port P] [--member-data-store journal|postgresql])" ;;
     esac
   done
+  [ "$MD_STORE" = journal ] || [ "$MD_STORE" = postgresql ] || die "--member-data-store must be journal or postgresql"
   [[ $REPLICAS =~ ^[0-9]+$ ]] && [ "$REPLICAS" -ge 1 ] && [ "$REPLICAS" -le 20 ] || die "--replicas must be 1..20"
   [[ $BASE =~ ^[0-9]+$ ]] && [ "$BASE" -ge 1024 ] && [ $((BASE + 30)) -lt 32768 ] || die "--port must be 1024..32737 (below the ephemeral range)"
   [ ! -f "$DIR/cluster.env" ] || { load; for p in "$DIR"/*.pid; do alive "$p" && die "a cluster is running in $DIR (scripts/cluster.sh down first)"; done; }
@@ -207,7 +214,7 @@ down)
   echo "cluster: down" >&2
   ;;
 *)
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
   [ -n "$cmd" ] && [ "$cmd" != help ] && [ "$cmd" != --help ] && exit 2
   exit 0
   ;;

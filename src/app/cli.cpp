@@ -415,6 +415,8 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
         ("breaker-threshold", ranged<int>(0, 1'000'000), "deprecated: same as --breaker-min-calls (0: never open)")
         ("idempotency-retention-ms", ranged<long>(1, 7 * max_ms)->default_value(d.orchestrator.idempotency_retention.count()), "how long Idempotency-Key answers are replayed")
         ("member-data-journal", po::value<std::string>(), "member-data: journal every write to this file and replay it on start")
+        ("member-data-store", po::value<std::string>(),
+         "member-data: keep the histories in PostgreSQL (postgresql://USER@HOST:PORT/DB; schema created on start) instead of memory, so several member-data processes can share them and keys de-duplicate across restarts; not with --member-data-journal")
         ("prediction-fault-share", ranged<double>(0, 1)->default_value(0.0),
          "prediction (the stand-in): answer 500 to this share of feature vectors, picked by a hash of the request body, so the same inputs always fail (poison requests for fault drills and the bench); 0: never")
         ("member-data-journal-fsync", po::value<std::string>()->default_value("always")->implicit_value("always"),
@@ -511,6 +513,14 @@ parsed_command<app_config> parse_serve(const std::vector<std::string>& args, con
     o.breaker.failure_rate = vm["breaker-failure-rate"].as<double>();
     if (vm.count("member-data-journal")) c.member_data.journal = vm["member-data-journal"].as<std::string>();
     c.prediction_fault_share = vm["prediction-fault-share"].as<double>();
+    if (vm.count("member-data-store")) {
+        c.member_data.store_url = vm["member-data-store"].as<std::string>();
+        const std::string_view u = c.member_data.store_url;
+        if (u.rfind("postgresql://", 0) != 0 && u.rfind("postgres://", 0) != 0)
+            return usage_error<app_config>("", "--member-data-store must be a postgresql:// URL (got '" + c.member_data.store_url + "')");
+        if (!c.member_data.journal.empty())
+            return usage_error<app_config>("", "--member-data-store and --member-data-journal do not go together: PostgreSQL is already durable");
+    }
     const auto journal_fsync = parse_fsync_policy(vm["member-data-journal-fsync"].as<std::string>());
     if (!journal_fsync) return usage_error<app_config>("", "--member-data-journal-fsync must be always or never");
     c.member_data.journal_fsync = *journal_fsync;

@@ -22,6 +22,7 @@
 #include "offerd/security/guard.hpp"
 #include "offerd/services/services.hpp"
 #include "offerd/store/journal_history_store.hpp"
+#include "offerd/store/pg_history_store.hpp"
 
 namespace offerd {
 
@@ -64,7 +65,9 @@ url upstream_url(const std::string& configured, const char* flag, const std::str
 }
 
 // In memory, made durable by the journal when one is configured; damage found in it is reported.
-std::shared_ptr<history_store> open_member_data_store(const member_data_options& opt, logger& log, metrics_registry& metrics) {
+std::shared_ptr<history_store> open_member_data_store(const member_data_options& opt, std::span<asio::io_context* const> workers,
+                                                      logger& log, metrics_registry& metrics) {
+    if (!opt.store_url.empty()) return std::make_shared<pg_history_store>(workers, opt.store_url, log);
     auto memory = std::make_shared<memory_history_store>();
     if (opt.journal.empty()) return memory;
     auto journal = journal_history_store::open(opt.journal, opt.journal_fsync, std::move(memory));
@@ -136,7 +139,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
                                                           cfg_.limits, log_, affinity_.get(), tls.server);
     };
     if (cfg_.has(role::member_data)) {
-        store_ = open_member_data_store(cfg_.member_data, log_, *metrics_);
+        store_ = open_member_data_store(cfg_.member_data, worker_ptrs_, log_, *metrics_);
         listen(role::member_data, cfg_.member_data_port, make_member_data_router(store_));
     }
     if (cfg_.has(role::prediction)) listen(role::prediction, cfg_.prediction_port, make_prediction_router(cfg_.prediction_fault_share));
@@ -298,6 +301,8 @@ void runtime::shutdown() {
             orchestrator_->stop_outbox_drainer();
             orchestrator_->stop_state();
         }
+        // member-data's PostgreSQL connections, once its listener is drained.
+        if (auto* pg = dynamic_cast<pg_history_store*>(store_.get())) pg->stop();
         if (reporter_)
             asio::post(*workers_.front(), [rep = reporter_] {
                 rep->stopped = true;

@@ -778,4 +778,35 @@ bool connection::connected() const noexcept { return impl_->connected_; }
 
 const connection_stats& connection::stats() const noexcept { return impl_->stats_; }
 
+std::string run_once_blocking(const std::string& url, const std::string& sql, logger* log, std::chrono::milliseconds timeout) {
+    asio::io_context io(1);
+    connection c(io.get_executor(), connection_config{url}, {{"once", sql}}, log);
+    c.start();
+    // The connection keeps the io_context busy: it is stopped as soon as the statement is done
+    // (run_for alone waited out the whole timeout: every replica took 11 s to start).
+    std::optional<std::string> outcome;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<std::string> {
+            const deadline until = deadline::after(timeout);
+            if (!co_await c.wait_connected(until))
+                co_return "cannot connect to PostgreSQL within " + std::to_string(timeout.count()) + " ms";
+            std::vector<std::optional<std::string>> none;
+            auto r = co_await c.exec("once", std::move(none), kind::read, until);
+            if (!r) co_return r.error().detail;
+            if (!r->ok()) co_return "cannot create the schema (SQLSTATE " + r->sqlstate + "): " + r->message;
+            co_return std::string();
+        },
+        [&](std::exception_ptr e, std::string err) {
+            outcome = e ? std::string("internal error while migrating") : std::move(err);
+            io.stop();
+        });
+    io.run_for(timeout + std::chrono::seconds(1));
+    std::string err = outcome ? std::move(*outcome) : std::string("timed out");
+    c.stop();
+    io.restart();
+    io.poll();
+    return err;
+}
+
 }  // namespace offerd::pg

@@ -141,3 +141,69 @@ TEST_CASE("member-data refusing writes: warm members get 200, their rows wait in
     REQUIRE(arr.size() == 6);
     for (int i = 0; i < 6; ++i) CHECK(arr[static_cast<std::size_t>(i)].at("lastTransactionUtcTs").as_string() == ts(i));
 }
+
+TEST_CASE("member-data on PostgreSQL (--member-data-store): histories in order, keys de-duplicated across processes and restarts", "[component][pg]") {
+    pg_server srv;
+    if (!srv.available()) {
+        WARN(srv.why());
+        return;
+    }
+    const auto member_data = [&](app_config& c) { c.member_data.store_url = srv.url(); };
+    const std::string first = R"({"memberId":"PGM","lastTransactionUtcTs":"2024-07-01 08:00:00","lastTransactionType":"buy","lastTransactionPointsBought":10,"lastTransactionRevenueUsd":2.5})";
+    const std::string second = txn_body("PGM", ts(1));
+    {
+        test_app a(static_cast<std::uint8_t>(role::member_data), member_data);
+        const auto port = a.port(role::member_data);
+        CHECK(get(port, "/member_data/PGM").status == 404);
+        auto w1 = post(port, "/member_data", first, {{"Idempotency-Key", "pgm-1"}});
+        REQUIRE(w1.status == 200);
+        CHECK(json::parse(w1.body).at("lastTransactionType").as_string() == "buy");  // echoed as sent
+        REQUIRE(post(port, "/member_data", second, {{"Idempotency-Key", "pgm-2"}}).status == 200);
+        REQUIRE(post(port, "/member_data", second).status == 200);  // no key: stored again
+        // The same key and transaction: the first answer, nothing stored.
+        auto again = post(port, "/member_data", first, {{"Idempotency-Key", "pgm-1"}});
+        CHECK(again.status == 200);
+        CHECK(again.headers["Idempotent-Replayed"] == "true");
+        CHECK(again.body == w1.body);
+        // The same key, another transaction: 422.
+        CHECK(post(port, "/member_data", second, {{"Idempotency-Key", "pgm-1"}}).status == 422);
+        auto h = get(port, "/member_data/PGM");
+        REQUIRE(h.status == 200);
+        const auto arr = json::parse(h.body).as_array();
+        REQUIRE(arr.size() == 3);
+        CHECK(arr[0] == json::parse(w1.body));
+        CHECK(arr[1].at("lastTransactionUtcTs").as_string() == ts(1));
+    }
+    // Another member-data process on the same database (or this one restarted): the same
+    // history, and a key it never saw is still a replay.
+    test_app b(static_cast<std::uint8_t>(role::member_data), member_data);
+    const auto port = b.port(role::member_data);
+    auto h = get(port, "/member_data/PGM");
+    REQUIRE(h.status == 200);
+    CHECK(json::parse(h.body).as_array().size() == 3);
+    auto replay = post(port, "/member_data", second, {{"Idempotency-Key", "pgm-2"}});
+    CHECK(replay.status == 200);
+    CHECK(replay.headers["Idempotent-Replayed"] == "true");
+    // The same key at two processes at once: stored once.
+    test_app c2(static_cast<std::uint8_t>(role::member_data), member_data);
+    const std::string third = txn_body("PGM", ts(2));
+    http_result r1, r2;
+    std::thread t1([&] { r1 = post(port, "/member_data", third, {{"Idempotency-Key", "pgm-3"}}); });
+    std::thread t2([&] { r2 = post(c2.port(role::member_data), "/member_data", third, {{"Idempotency-Key", "pgm-3"}}); });
+    t1.join();
+    t2.join();
+    CHECK(r1.status == 200);
+    CHECK(r2.status == 200);
+    CHECK(json::parse(get(port, "/member_data/PGM").body).as_array().size() == 4);
+    // PostgreSQL down: 503 (the write is not taken), and it works again once it is back.
+    srv.stop();
+    CHECK(post(port, "/member_data", txn_body("PGM", ts(3)), {{"Idempotency-Key", "pgm-4"}}).status == 503);
+    srv.start();
+    http_result back;
+    for (int i = 0; i < 100 && back.status != 200; ++i) {
+        back = post(port, "/member_data", txn_body("PGM", ts(3)), {{"Idempotency-Key", "pgm-4"}});
+        if (back.status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(back.status == 200);
+    CHECK(json::parse(get(port, "/member_data/PGM").body).as_array().size() == 5);
+}

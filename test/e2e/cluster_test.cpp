@@ -49,8 +49,10 @@ int pick_base() {
 
 class cluster {
 public:
-    explicit cluster(int replicas) : dir_(temp_path("cluster")), base_(pick_base()) {
-        auto r = script({"up", "--replicas", std::to_string(replicas), "--port", std::to_string(base_)}, std::chrono::seconds(240));
+    explicit cluster(int replicas, std::vector<std::string> extra = {}) : dir_(temp_path("cluster")), base_(pick_base()) {
+        std::vector<std::string> up{"up", "--replicas", std::to_string(replicas), "--port", std::to_string(base_)};
+        up.insert(up.end(), extra.begin(), extra.end());
+        auto r = script(up, std::chrono::seconds(240));
         if (r.exit_code != 0) {
             script({"down"}, std::chrono::seconds(60));
             FAIL("scripts/cluster.sh up failed (" << r.exit_code << "):\n" << r.err);
@@ -338,7 +340,8 @@ TEST_CASE("cluster: PostgreSQL killed mid-stream: 503 while it is down, nothing 
 }
 
 TEST_CASE("cluster: rebalance mid-stream (a 4th replica added, one stopped with SIGTERM): nothing lost, doubled or reordered", "[e2e][cluster]") {
-    cluster c(3);
+    // member-data keeps its histories in the same PostgreSQL here (--member-data-store).
+    cluster c(3, {"--member-data-store", "postgresql"});
     // Long enough (about 3 s at 4 in flight) for both changes to land mid-stream.
     const std::string csv = generated_csv("cluster-rebalance", 4000, 13, 300);
     const std::string rows = temp_path("cluster-rebalance-rows") + ".jsonl";

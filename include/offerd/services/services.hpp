@@ -15,6 +15,7 @@ class history_store;
 struct member_data_options {
     std::string journal;                             // file that records every stored write and is replayed on start ("" = none)
     fsync_policy journal_fsync = fsync_policy::always;  // always: durable before the answer, one fdatasync per group of writes
+    std::string store_url;  // postgresql://...: the histories live there (several member-data processes may share it); "" = memory/journal
 };
 
 // GET /health, POST /member_data, GET /member_data/{memberId}, a route table over `store`. A

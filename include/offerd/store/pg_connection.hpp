@@ -124,5 +124,10 @@ private:
     std::shared_ptr<impl> impl_;
 };
 
+// Runs one statement (a schema migration) on a connection of its own, on the calling thread,
+// before any worker runs: returns "" when it succeeded, else why (cannot connect within
+// `timeout`, or PostgreSQL refused it). Returns as soon as it is done.
+std::string run_once_blocking(const std::string& url, const std::string& sql, logger* log, std::chrono::milliseconds timeout);
+
 }  // namespace pg
 }  // namespace offerd

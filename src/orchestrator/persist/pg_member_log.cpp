@@ -108,37 +108,9 @@ result<logged_transaction> logged(const std::optional<std::string>& seq, const s
 pg_member_log::pg_member_log(std::span<asio::io_context* const> workers, const std::string& url, logger& log,
                              std::chrono::milliseconds timeout)
     : log_(log) {
-    {
-        // Before any worker runs: the calling thread migrates on its own io_context.
-        asio::io_context io(1);
-        pg::connection c(io.get_executor(), pg::connection_config{url}, {{"migrate", migrate_sql}}, &log_);
-        c.start();
-        // The connection keeps the io_context busy: it is stopped as soon as the migration is
-        // done (run_for alone waited out the whole timeout: every replica took 11 s to start).
-        std::optional<std::string> outcome;
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<std::string> {
-                const deadline until = deadline::after(timeout);
-                if (!co_await c.wait_connected(until)) co_return "cannot connect to PostgreSQL within " +
-                                                                std::to_string(timeout.count()) + " ms";
-                std::vector<std::optional<std::string>> none;
-                auto r = co_await c.exec("migrate", std::move(none), pg::kind::read, until);
-                if (!r) co_return r.error().detail;
-                if (!r->ok()) co_return "cannot create the schema (SQLSTATE " + r->sqlstate + "): " + r->message;
-                co_return std::string();
-            },
-            [&](std::exception_ptr e, std::string err) {
-                outcome = e ? std::string("internal error while migrating") : std::move(err);
-                io.stop();
-            });
-        io.run_for(timeout + std::chrono::seconds(1));
-        std::string err = outcome ? std::move(*outcome) : std::string("timed out");
-        c.stop();
-        io.restart();
-        io.poll();
-        if (!err.empty()) throw std::runtime_error("--state-url: " + err);
-    }
+    // Before any worker runs: the schema, on a connection of its own.
+    if (std::string err = pg::run_once_blocking(url, migrate_sql, &log_, timeout); !err.empty())
+        throw std::runtime_error("--state-url: " + err);
     for (asio::io_context* w : workers) {
         executors_.push_back(w->get_executor());
         conns_.push_back(std::make_unique<pg::connection>(w->get_executor(), pg::connection_config{url}, statements(), &log_));
