@@ -366,7 +366,7 @@ TEST_CASE("cluster: rebalance mid-stream (a 4th replica added, one stopped with 
     CHECK(c.metric(4, "offerd_state_appends_total{outcome=\"appended\"}") > 0);
 }
 
-TEST_CASE("cluster: member-data down for a whole stream: warm members get 200, rows wait in PostgreSQL and drain in order; a restarted replica drains before it reads", "[e2e][cluster]") {
+TEST_CASE("cluster: member-data down for a whole stream: warm members get 200, rows wait in PostgreSQL and drain in order, and a restarted replica drains before it reads", "[e2e][cluster]") {
     cluster c(2);
     const std::string csv = generated_csv("cluster-mdown", 600, 14, 40);
     // Every member once, so both replicas hold them warm.
