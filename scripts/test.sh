@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 # the cluster tests (scripts/cluster.sh) also HAProxy from Debian's haproxy. dpkg-dev's
 # dpkg-shlibdeps gives the .deb its Depends (test/package/deb_test.sh); groff lints the man page.
 scripts/deps.sh prometheus chromium fonts-dejavu-core postgresql haproxy dpkg-dev groff-base
+# CTest gets each Catch2 test by name: a ';' splits a name into two that match nothing (CMake
+# lists), and a leading '-' is read as a flag, so such a test would pass without running.
+if bad=$(grep -rnE 'TEST_CASE\("(-|[^"]*;)' test); then
+  echo "test.sh: test names CTest cannot run (no ';', no leading '-'):" >&2
+  echo "$bad" >&2
+  exit 1
+fi
 scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"

@@ -137,7 +137,7 @@ TEST_CASE("A key revoked from the keys file is refused after the reload", "[comp
     CHECK(offer(port, bearer(bob_key), "AUTH6").status == 200);  // a bad file keeps the keys in use
 }
 
-TEST_CASE("A signed JWT is served; an expired one gets the same 401 as a wrong key", "[component]") {
+TEST_CASE("A signed JWT is served, and an expired one gets the same 401 as a wrong key", "[component]") {
     const key_pair rsa = key_pair::rsa();
     const std::string pem = write_temp_file("jwt", rsa.public_pem());
     test_app app(all_roles, [&](app_config& c) {

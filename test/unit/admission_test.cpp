@@ -121,7 +121,7 @@ TEST_CASE("admission: it grows only when it refused work and queues stayed short
     CHECK(capped.limit() == 20);
 }
 
-TEST_CASE("admission: an interval without samples changes nothing; disabled, it is only the cap", "[unit][admission]") {
+TEST_CASE("admission: an interval without samples changes nothing, and disabled it is only the cap", "[unit][admission]") {
     auto t = clk::now();
     adaptive_limit a(cfg(1000), 1, t);
     hold(a, 10);

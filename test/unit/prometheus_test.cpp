@@ -87,7 +87,7 @@ TEST_CASE("proc stat parsing leaves every field empty on truncated text and the 
     CHECK_FALSE(no_boot.start_time_seconds);
 }
 
-TEST_CASE("the boot time and the soft open-files limit are read from their lines; unlimited is no limit", "[unit]") {
+TEST_CASE("the boot time and the soft open-files limit are read from their lines, and unlimited is no limit", "[unit]") {
     CHECK(parse_boot_time("cpu 1 2\nbtime 1700000000\n") == 1'700'000'000.0);
     CHECK_FALSE(parse_boot_time("cpu 1 2\n"));
     CHECK(parse_max_open_files("Max cpu time unlimited unlimited seconds\nMax open files            1024   4096   files\n") == 1024.0);

@@ -237,7 +237,7 @@ TEST_CASE("The rate limit holds across threads", "[unit]") {
     CHECK(allowed == 100);
 }
 
-TEST_CASE("Without a rate every request is allowed; the burst defaults to the rate", "[unit]") {
+TEST_CASE("Without a rate every request is allowed, and the burst defaults to the rate", "[unit]") {
     rate_limiter limiter;
     const auto t0 = rate_limiter::clock::time_point{} + 1000s;
     for (int i = 0; i < 1000; ++i) REQUIRE(limiter.acquire("a", {}, t0).allowed);
