@@ -151,8 +151,9 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
     std::shared_ptr<void> carry;  // request_context::carry
     for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
-            if (s->stopping.load(std::memory_order_relaxed)) break;
+            // Before the stop check: a stop() during this brief wait skips a busy connection.
             if (carry && !co_await first_bytes_within(c, lim.carry_hold)) carry.reset();
+            if (s->stopping.load(std::memory_order_relaxed)) break;
             // Wait for the next request's first bytes. Only this wait is cancelled by stop(): a
             // request that has started arriving is read and answered.
             c->busy = false;
