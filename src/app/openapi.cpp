@@ -86,7 +86,8 @@ void complete_operation(json::object& op, std::string_view path, const api_auth&
         any_auth = true;
         op["security"] = json::array{json::object{{"bearerAuth", json::array{}}}};
         responses["401"] = ref("responses", "Unauthorized");
-        responses["429"] = ref("responses", "TooManyRequests");
+        // A route's own 429 (the offer route's member_busy) says it covers the rate limit too.
+        if (!responses.contains("429")) responses["429"] = ref("responses", "TooManyRequests");
     } else {
         op["security"] = json::array{};
     }
