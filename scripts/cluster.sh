@@ -30,6 +30,10 @@ cmd=${1:-}
 [ $# -eq 0 ] || shift
 
 die() { echo "cluster: $*" >&2; exit 1; }
+stop_pid() {  # signal pid: sends it and waits until the process is gone
+  kill -s "$1" "$2"
+  while kill -0 "$2" 2>/dev/null; do sleep 0.05; done
+}
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # shellcheck disable=SC1091
 load() { [ -f "$DIR/cluster.env" ] || die "no cluster in $DIR (run: scripts/cluster.sh up)"; . "$DIR/cluster.env"; }
@@ -156,18 +160,14 @@ kill-replica | stop-replica)
   alive "$DIR/replica-$k.pid" || die "replica $k is not running"
   sig=KILL
   [ "$cmd" = kill-replica ] || sig=TERM
-  pid=$(cat "$DIR/replica-$k.pid")
-  kill -s $sig "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  stop_pid $sig "$(cat "$DIR/replica-$k.pid")"
   echo "cluster: replica $k stopped (SIG$sig)" >&2
   ;;
 kill-service)
   load
   name=${1:?service name}
   alive "$DIR/service-$name.pid" || die "$name is not running"
-  pid=$(cat "$DIR/service-$name.pid")
-  kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  stop_pid KILL "$(cat "$DIR/service-$name.pid")"
   echo "cluster: $name killed" >&2
   ;;
 start-service)
@@ -179,9 +179,7 @@ kill-postgres)
   load
   pidfile="$DIR/pg/offerd-pg.pid"
   alive "$pidfile" || die "PostgreSQL is not running"
-  pid=$(cat "$pidfile")
-  kill -QUIT "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  stop_pid QUIT "$(cat "$pidfile")"
   echo "cluster: PostgreSQL stopped at once (SIGQUIT)" >&2
   ;;
 start-postgres)

@@ -121,6 +121,31 @@ http_result offer(std::uint16_t port, const std::string& body, const std::map<st
     return r;
 }
 
+// Waits until every member's log rows reached member-data (the drainers), at most 20 s.
+void wait_delivered(cluster& c) {
+    for (int i = 0; i < 200 && c.sql("SELECT count(*) FROM members WHERE delivered_seq < last_seq") != "0"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+// Members whose history in member-data is not exactly their valid CSV rows, once each, in CSV order.
+std::size_t members_not_exact(cluster& c, const std::string& csv) {
+    std::map<std::string, std::vector<std::string>> want;
+    for (const auto& t : read_valid_rows(csv)) want[t.member_id].push_back(encode_transaction(t));
+    std::size_t wrong = 0;
+    for (const auto& [member, rows] : want) {
+        auto h = get(c.member_data_port(), "/member_data/" + member);
+        std::vector<std::string> got;
+        const json::value history = h.status == 200 ? json::parse(h.body) : json::value(json::array());
+        for (const auto& v : history.as_array())
+            if (auto t = decode_transaction(json::serialize(v))) got.push_back(encode_transaction(*t));
+        if (got != rows) {
+            UNSCOPED_INFO(member << ": " << got.size() << " stored, " << rows.size() << " in the CSV");
+            ++wrong;
+        }
+    }
+    return wrong;
+}
+
 std::string minute_ts(int i) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "2024-06-01T%02d:%02d:00Z", 10 + i / 60, i % 60);
@@ -232,51 +257,12 @@ TEST_CASE("cluster: a stream through HAProxy over three replicas survives kill -
     CHECK(rerun.exit_code == 0);
 
     // What waits in the member log (a delivery cut by the kill) is delivered by the drainers.
-    for (int i = 0; i < 200 && c.sql("SELECT count(*) FROM members WHERE delivered_seq < last_seq") != "0"; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::map<std::string, std::vector<std::string>> want;
-    for (const auto& t : read_valid_rows(csv)) want[t.member_id].push_back(encode_transaction(t));
-    std::size_t wrong = 0;
-    for (const auto& [member, rows] : want) {
-        auto h = get(c.member_data_port(), "/member_data/" + member);
-        std::vector<std::string> got;
-        const json::value history = h.status == 200 ? json::parse(h.body) : json::value(json::array());
-        for (const auto& v : history.as_array()) {
-            auto t = decode_transaction(json::serialize(v));
-            if (t) got.push_back(encode_transaction(*t));
-        }
-        if (got != rows) ++wrong;
-    }
-    CHECK(wrong == 0);
+    wait_delivered(c);
+    CHECK(members_not_exact(c, csv) == 0);
     CHECK(c.sql("SELECT count(*) FROM members WHERE delivered_seq < last_seq") == "0");
 }
 
 namespace {
-// Waits until every member's log rows reached member-data (the drainers), at most 20 s.
-void wait_delivered(cluster& c) {
-    for (int i = 0; i < 200 && c.sql("SELECT count(*) FROM members WHERE delivered_seq < last_seq") != "0"; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-}
-
-// Members whose history in member-data is not exactly their valid CSV rows, once each, in CSV order.
-std::size_t members_not_exact(cluster& c, const std::string& csv) {
-    std::map<std::string, std::vector<std::string>> want;
-    for (const auto& t : read_valid_rows(csv)) want[t.member_id].push_back(encode_transaction(t));
-    std::size_t wrong = 0;
-    for (const auto& [member, rows] : want) {
-        auto h = get(c.member_data_port(), "/member_data/" + member);
-        std::vector<std::string> got;
-        const json::value history = h.status == 200 ? json::parse(h.body) : json::value(json::array());
-        for (const auto& v : history.as_array())
-            if (auto t = decode_transaction(json::serialize(v))) got.push_back(encode_transaction(*t));
-        if (got != rows) {
-            UNSCOPED_INFO(member << ": " << got.size() << " stored, " << rows.size() << " in the CSV");
-            ++wrong;
-        }
-    }
-    return wrong;
-}
-
 std::string generated_csv(const std::string& stem, int rows, int seed, int members) {
     const std::string csv = temp_path(stem) + ".csv";
     const auto r = run_process({binary, "generate", "--rows", std::to_string(rows), "--seed", std::to_string(seed), "--members",
