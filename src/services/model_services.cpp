@@ -1,25 +1,18 @@
 // prediction and offer-engine: thin handlers over the pure formulas.
 #include <cmath>
 #include <cstdint>
-#include <string_view>
 
 #include "offerd/codec/wire.hpp"
 #include "offerd/services/services.hpp"
+#include "offerd/store/idempotency_cache.hpp"
 
 namespace offerd {
 
 namespace {
-// FNV-1a: a stable hash of the body's bytes (std::hash is not specified to be stable).
-std::uint64_t body_hash(std::string_view s) noexcept {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    return h;
-}
-
 handler model_handler(double (*model)(const member_features&) noexcept, double fault_share) {
     const auto faulty = static_cast<std::uint64_t>(fault_share * 1'000'000.0);
     return [model, faulty](request_context& ctx) -> asio::awaitable<response> {
-        if (faulty > 0 && body_hash(ctx.req.body()) % 1'000'000 < faulty)
+        if (faulty > 0 && idempotency_cache::hash(ctx.req.body()) % 1'000'000 < faulty)  // stable: FNV-1a
             co_return detail_response(http::status::internal_server_error, "Injected fault (--prediction-fault-share)");
         auto f = decode_features(ctx.req.body());
         if (!f) co_return failure_response(f.error());
