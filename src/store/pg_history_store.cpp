@@ -124,12 +124,6 @@ void pg_history_store::stop() {
     for (std::size_t i = 0; i < conns_.size(); ++i) asio::post(executors_[i], [c = conns_[i].get()] { c->stop(); });
 }
 
-bool pg_history_store::connected() const noexcept {
-    for (const auto& c : conns_)
-        if (!c->connected()) return false;
-    return true;
-}
-
 std::size_t pg_history_store::members() const { return counts_->members.load(std::memory_order_relaxed); }
 std::size_t pg_history_store::transactions() const { return counts_->transactions.load(std::memory_order_relaxed); }
 

@@ -46,7 +46,6 @@ public:
 
     // Stops the connections and the count refresh, on their workers (before the workers stop).
     void stop();
-    bool connected() const noexcept;
 
 private:
     struct counts_state;
