@@ -96,6 +96,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         worker_ptrs_.push_back(workers_.back().get());
     }
     affinity_ = std::make_unique<loopback_affinity>();
+    worker_set_ = make_workers(worker_ptrs_, affinity_.get());
     security_ = std::make_shared<security_gate>(cfg_.security, cfg_.host, cfg_.has(role::orchestrator),
                                                 (cfg_.roles & ~static_cast<std::uint8_t>(role::orchestrator)) != 0);
     tls_contexts tls;
@@ -135,8 +136,8 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
         security_->protect(*routes, to_string(r), r == role::orchestrator);
         routers.emplace_back(to_string(r), routes);
         routers_[slot(r)] = routes;
-        servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_ptrs_, cfg_.host, port, std::move(routes),
-                                                          cfg_.limits, log_, affinity_.get(), tls.server);
+        servers_[slot(r)] = std::make_unique<http_server>(to_string(r), worker_set_, cfg_.host, port, std::move(routes),
+                                                          cfg_.limits, log_, tls.server);
     };
     if (cfg_.has(role::member_data)) {
         store_ = open_member_data_store(cfg_.member_data, worker_ptrs_, log_, *metrics_);
@@ -162,7 +163,7 @@ runtime::runtime(const app_config& cfg, logger& log) : cfg_(cfg), log_(log) {
             if (u->authorization.empty() && sec.service_auth && cfg_.has(r) && configured->empty())
                 u->authorization = "Bearer " + security_->own_service_key();
         }
-        orchestrator_ = std::make_unique<orchestrator_service>(worker_ptrs_, cfg_.orchestrator, urls, log_, affinity_.get());
+        orchestrator_ = std::make_unique<orchestrator_service>(worker_set_, cfg_.orchestrator, urls, log_);
         listen(role::orchestrator, cfg_.orchestrator_port, orchestrator_->make_router());
     }
     // Each family's samples follow its header, all listeners together (the text format wants them grouped).

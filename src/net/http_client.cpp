@@ -80,15 +80,17 @@ std::chrono::milliseconds to_ms(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges,
-                         loopback_affinity* affinity, std::size_t worker)
+http_client::http_client(const worker_context& worker, url target, const client_limits& limits, pool_gauges* gauges)
+    : http_client(worker.executor, std::move(target), limits, gauges) {
+    worker_ = worker;
+}
+
+http_client::http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges)
     : ex_(std::move(ex)),
       target_(std::move(target)),
       host_header_(target_.host_header()),
       limits_(limits),
       gauges_(gauges),
-      affinity_(affinity),
-      worker_(worker),
       tls_(target_.tls_context) {
     if (target_.tls && !tls_) {
         auto system = make_client_tls_context({});
@@ -133,15 +135,15 @@ asio::awaitable<result<std::unique_ptr<http_client::connection>>> http_client::c
         beast::error_code ignored;
         if (sock.is_open()) sock.close(ignored);
         c->unclaim();
-        if (affinity_ && ep.address().is_loopback()) {
+        if (worker_.affinity && ep.address().is_loopback()) {
             // Bind first so the local port is known, and recorded, before the peer can accept.
             if (sock.open(ep.protocol(), ec); ec) continue;
             if (sock.bind(tcp::endpoint(ep.address(), 0), ec); ec) continue;
             const auto local = sock.local_endpoint(ec);
             if (ec) continue;
-            c->affinity = affinity_;
+            c->affinity = worker_.affinity;
             c->claimed = local.port();
-            affinity_->claim(c->claimed, worker_);
+            worker_.affinity->claim(c->claimed, worker_.index);
         }
         std::tie(ec) = co_await c->stream.async_connect(ep, nothrow);
         if (!ec || ec == beast::error::timeout) break;

@@ -85,12 +85,12 @@ bool quiet_end(const beast::error_code& ec) {
 // connections is guarded by mutex; each connection's fields are touched only on its worker.
 struct http_server::state {
     std::string name;
-    std::vector<asio::io_context*> workers;
+    std::vector<worker_context> workers;
     tcp::acceptor acceptor;
     std::shared_ptr<const router> routes;
     server_limits limits;
     logger& log;
-    const loopback_affinity* affinity;
+    const loopback_affinity* affinity;  // the workers' table
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> open{0};
     std::atomic<std::size_t> accepted{0};
@@ -101,10 +101,10 @@ struct http_server::state {
     std::shared_ptr<tls_context> tls;  // null: plain HTTP; shared by every connection (OpenSSL makes it thread-safe)
     std::atomic<std::uint64_t> handshake_failures{0};
 
-    state(std::string n, std::span<asio::io_context* const> w, std::shared_ptr<const router> r,
-          const server_limits& l, logger& lg, const loopback_affinity* a, std::shared_ptr<tls_context> t)
-        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(*w.front()), routes(std::move(r)), limits(l), log(lg),
-          affinity(a), tls(std::move(t)) {}
+    state(std::string n, worker_set w, std::shared_ptr<const router> r, const server_limits& l, logger& lg,
+          std::shared_ptr<tls_context> t)
+        : name(std::move(n)), workers(w.begin(), w.end()), acceptor(w.front().executor), routes(std::move(r)), limits(l), log(lg),
+          affinity(w.front().affinity), tls(std::move(t)) {}
 };
 
 namespace {
@@ -137,7 +137,7 @@ asio::awaitable<void> reject(connection& c, const http_server::state& s, http::s
 }
 
 template <class Stream>
-asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
+asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, worker_context worker) {
     constexpr bool plain = std::is_same_v<Stream, beast::tcp_stream>;
     Stream& stream = layer<Stream>(*c);
     beast::flat_buffer buffer;
@@ -247,7 +247,7 @@ asio::awaitable<void> serve(state_ptr s, std::shared_ptr<connection> c, std::siz
 // first request's headers are in), then the session loop over TLS. A failed handshake is counted
 // and logged, at warn for the listener's first and at debug after (a scanner must not flood the
 // log); plain HTTP sent to the port is answered 400 in plain HTTP and closed.
-asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, std::size_t worker) {
+asio::awaitable<void> serve_tls(state_ptr s, std::shared_ptr<connection> c, worker_context worker) {
     c->stream.expires_after(s->limits.header_timeout);
     c->tls = std::make_unique<tls_stream>(c->stream, *s->tls);
     auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, nothrow);
@@ -293,7 +293,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
     for (;;) {
         std::size_t worker = s->next_worker;
         s->next_worker = (s->next_worker + 1) % s->workers.size();
-        auto [ec, accepted] = co_await s->acceptor.async_accept(*s->workers[worker], nothrow);
+        auto [ec, accepted] = co_await s->acceptor.async_accept(s->workers[worker].executor, nothrow);
         if (ec == asio::error::operation_aborted || s->stopping) co_return;
         if (ec) {
             // Out of descriptors and similar: report, pause briefly so we do not spin, go on.
@@ -313,7 +313,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
                 continue;
             }
             auto c = std::make_shared<connection>(std::move(socket));
-            asio::co_spawn(*s->workers[worker], turn_away(s, c), [s, c](const std::exception_ptr&) { s->turning_away.fetch_sub(1); });
+            asio::co_spawn(s->workers[worker].executor, turn_away(s, c), [s, c](const std::exception_ptr&) { s->turning_away.fetch_sub(1); });
             continue;
         }
         if (const std::size_t owner = worker_for(*s, socket, worker); owner != worker) {
@@ -322,7 +322,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
             if (!ec) {
                 const auto fd = socket.release(ec);
                 if (ec) continue;  // cannot happen on Linux; the socket is unusable either way
-                tcp::socket rehomed(*s->workers[owner]);
+                tcp::socket rehomed(s->workers[owner].executor);
                 if (rehomed.assign(protocol, fd, ec); ec) {  // never throw here: it would end the accept loop
                     ::close(fd);
                     continue;
@@ -332,7 +332,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
             }
         }
         socket.set_option(tcp::no_delay(true), ec);
-        asio::io_context& worker_ctx = *s->workers[worker];
+        const worker_context& worker_ctx = s->workers[worker];
         auto c = std::make_shared<connection>(std::move(socket));
         {
             std::lock_guard lock(s->mutex);
@@ -340,7 +340,7 @@ asio::awaitable<void> accept_loop(state_ptr s) {
         }
         s->open.fetch_add(1);
         s->accepted.fetch_add(1);
-        asio::co_spawn(worker_ctx, s->tls ? serve_tls(s, c, worker) : serve<beast::tcp_stream>(s, c, worker), [s, c](const std::exception_ptr& e) {
+        asio::co_spawn(worker_ctx.executor, s->tls ? serve_tls(s, c, worker_ctx) : serve<beast::tcp_stream>(s, c, worker_ctx), [s, c](const std::exception_ptr& e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -359,13 +359,13 @@ asio::awaitable<void> accept_loop(state_ptr s) {
 
 }  // namespace
 
-http_server::http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
-                         std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits,
-                         logger& log, const loopback_affinity* affinity, std::shared_ptr<tls_context> tls)
-    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, affinity, std::move(tls))) {
+http_server::http_server(std::string name, worker_set workers, const std::string& host, std::uint16_t port,
+                         std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
+                         std::shared_ptr<tls_context> tls)
+    : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, std::move(tls))) {
     const std::string where = host_port(host, port);
     beast::error_code ec;
-    tcp::resolver resolver(*workers.front());
+    tcp::resolver resolver(workers.front().executor);
     auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
     if (ec || results.empty()) throw std::runtime_error("cannot listen on " + where + ": cannot resolve host (" + ec.message() + ")");
     const tcp::endpoint ep = results.begin()->endpoint();

@@ -125,7 +125,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     if (!reserved && !admission_.try_acquire(note != nullptr)) {
         note_shed(started);
         // The 503 goes out at once; the connection's next request waits in its worker's lane.
-        ctx.after_response = [l = lanes_, w = ctx.worker] { return wait_turn(l, w); };
+        ctx.after_response = [l = lanes_, w = ctx.worker.index] { return wait_turn(l, w); };
         if (ctx.carry) *ctx.carry = shed_note_;
         co_return failure_response(fail(errc::overloaded, {}));
     }
@@ -145,7 +145,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
                 h.lanes_->let_one_go(worker);
             }
         }
-    } guard{*this, ctx.carry, ctx.worker};
+    } guard{*this, ctx.carry, ctx.worker.index};
 
     // A request refused for what it carries: logged (with who sent it) and answered with why.
     const auto reject = [&](failure why) {
@@ -172,7 +172,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
         const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
         if (ec == std::errc{} && end == v.data() + v.size() && ms >= 0) budget = std::min(budget, std::chrono::milliseconds(ms));
     }
-    const call_context call{ctx.worker, ctx.request_id, deadline(started + budget), log_, &ctx.trace};
+    const call_context call{ctx.worker.index, ctx.request_id, deadline(started + budget), log_, &ctx.trace};
 
     offer_outcome outcome = co_await pipeline_.run(in, call);
     const transaction& t = in.txn;
@@ -194,7 +194,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
         log_event e(log_, outcome.error ? log_level::warn : log_level::info, "offer", ctx.request_id, &ctx.trace);
         write_offer_event(e, t, outcome, res.result_int(), ctx.client);
     }
-    metrics_.record(ctx.worker, outcome.latency, !outcome.error);
+    metrics_.record(ctx.worker.index, outcome.latency, !outcome.error);
     for (std::size_t i = 0; i < step_count; ++i)
         if (outcome.latency.us[i] >= 0) step_seconds_[i].observe_us(outcome.latency.us[i]);
     if (!outcome.error) offers_[outcome.offer == offer_discount ? 0 : outcome.offer == offer_bonus ? 1 : 2].fetch_add(1, std::memory_order_relaxed);

@@ -23,13 +23,13 @@ const orchestrator_config& checked(const orchestrator_config& cfg) {
 }
 }  // namespace
 
-orchestrator_service::orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
-                                           const orchestrator_urls& urls, logger& log, loopback_affinity* affinity)
+orchestrator_service::orchestrator_service(worker_set workers, const orchestrator_config& cfg, const orchestrator_urls& urls,
+                                           logger& log)
     : cfg_(checked(cfg)),
       urls_(urls),
       log_(log),
       workers_(workers.begin(), workers.end()),
-      upstreams_(workers, urls.member_data, urls.prediction, urls.offer_engine, cfg_, log, affinity),
+      upstreams_(workers, upstream_entries(cfg_, urls), log),
       clients_(upstreams_.clients()),
       state_(cfg_.state_url.empty() ? nullptr : std::make_unique<pg_member_log>(workers, cfg_.state_url, log)),
       writes_(cfg_, clients_, log, state_.get()),
@@ -110,8 +110,8 @@ void orchestrator_service::start_admission_probes() {
     if (!cfg_.admission.adaptive || delay_probes_) return;
     delay_probes_ = std::make_shared<delay_probes>();
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        delay_probes_->timers.push_back(std::make_unique<asio::steady_timer>(*workers_[i]));
-        asio::co_spawn(*workers_[i], delay_probe(delay_probes_, *delay_probes_->timers.back(), admission_, i), asio::detached);
+        delay_probes_->timers.push_back(std::make_unique<asio::steady_timer>(workers_[i].executor));
+        asio::co_spawn(workers_[i].executor, delay_probe(delay_probes_, *delay_probes_->timers.back(), admission_, i), asio::detached);
     }
 }
 

@@ -113,7 +113,7 @@ TEST_CASE("The guard records the authenticated client's name for the handler", "
         request req{http::verb::get, "/whoami", 11};
         if (!auth.empty()) req.set(http::field::authorization, auth);
         return run_bounded([&]() -> asio::awaitable<std::pair<unsigned, std::string>> {
-            request_context ctx{req, {}, "id", {}, 0};
+            request_context ctx{req, {}, "id", {}, {}};
             response res = co_await r.dispatch(ctx);
             co_return std::pair{res.result_int(), res.body()};
         }());

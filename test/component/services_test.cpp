@@ -181,13 +181,14 @@ TEST_CASE("Messages go on the wire byte for byte as Beast's own serializer write
 TEST_CASE("A loopback connection from a port a worker claimed is served on that worker", "[component]") {
     logger log(log_config{"/dev/null", log_level::off});
     asio::io_context w0{1}, w1{1};
-    const std::array<asio::io_context*, 2> workers{&w0, &w1};
     loopback_affinity affinity;
+    const std::array<asio::io_context*, 2> loops{&w0, &w1};
+    const auto workers = make_workers(loops, &affinity);
     auto routes = std::make_shared<router>();
     routes->add(http::verb::get, "/worker", [](request_context& ctx) -> asio::awaitable<response> {
-        co_return json_response(http::status::ok, std::to_string(ctx.worker));
+        co_return json_response(http::status::ok, std::to_string(ctx.worker.index));
     });
-    http_server server("affinity", workers, "127.0.0.1", 0, routes, server_limits{}, log, &affinity);
+    http_server server("affinity", workers, "127.0.0.1", 0, routes, server_limits{}, log);
     server.start();
     auto g0 = asio::make_work_guard(w0);
     auto g1 = asio::make_work_guard(w1);
@@ -199,7 +200,7 @@ TEST_CASE("A loopback connection from a port a worker claimed is served on that 
             client_limits lim;
             lim.max_idle = 0;
             const auto ex = co_await asio::this_coro::executor;  // own statement: g++ 12 mishandles co_await beside temporaries
-            http_client client(ex, url{"127.0.0.1", port, ""}, lim, nullptr, a, worker);
+            http_client client(worker_context{ex, worker, a}, url{"127.0.0.1", port, ""}, lim);
             auto res = co_await client.send(http::verb::get, "/worker", {}, call_options{{}, deadline::after(5s), {}, {}});
             co_return res ? res->body() : "failed: " + res.error().detail;
         }(server.port(), a, worker));
@@ -226,7 +227,7 @@ TEST_CASE("A client releases the loopback port it claimed when the connection cl
         client_limits lim;
         lim.max_idle = 0;  // the connection is closed right after the answer
         const auto ex = co_await asio::this_coro::executor;
-        http_client client(ex, url{"127.0.0.1", port, ""}, lim, nullptr, a, 1);
+        http_client client(worker_context{ex, 1, a}, url{"127.0.0.1", port, ""}, lim);
         auto res = co_await client.send(http::verb::get, "/health", {}, call_options{{}, deadline::after(5s), {}, {}});
         if (!res || res->result_int() != 200) co_return 99;  // it must have connected and been answered
         std::size_t claimed = 0;

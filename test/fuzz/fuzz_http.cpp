@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     asio::io_context ctx;
     for (const auto& r : routers) {
-        request_context rc{req, {}, "fuzz", {}, 0};
+        request_context rc{req, {}, "fuzz", {}, {}};
         auto fut = asio::co_spawn(ctx, r->dispatch(rc), asio::use_future);
         ctx.restart();
         ctx.run();

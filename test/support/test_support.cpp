@@ -103,8 +103,8 @@ fake_upstream::fake_upstream(async_function fn, const server_limits& limits, std
             r->add(verb, std::string("/api") + p, h);  // as a gateway publishing them under a base path would
         }
     }
-    asio::io_context* workers[] = {&ctx_};
-    server_ = std::make_unique<http_server>("fake", workers, "127.0.0.1", port, r, limits, log_, nullptr, std::move(tls));
+    const worker_context workers[] = {{ctx_.get_executor()}};
+    server_ = std::make_unique<http_server>("fake", workers, "127.0.0.1", port, r, limits, log_, std::move(tls));
     server_->start();
     thread_ = std::thread([this] { ctx_.run(); });
 }

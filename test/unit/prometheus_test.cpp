@@ -148,7 +148,7 @@ TEST_CASE("the server latency histogram is labelled by route template and status
     const auto call = [&](http::verb method, const std::string& target) {
         const request req{method, target, 11};
         return run_bounded([&]() -> asio::awaitable<unsigned> {
-            request_context ctx{req, {}, "id", {}, 0};
+            request_context ctx{req, {}, "id", {}, {}};
             response res = co_await r.dispatch(ctx);
             co_return res.result_int();
         }());

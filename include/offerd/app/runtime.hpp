@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "offerd/app/config.hpp"
+#include "offerd/net/worker.hpp"
 
 namespace offerd {
 
@@ -57,6 +58,7 @@ private:
     std::vector<std::unique_ptr<asio::io_context>> workers_;
     std::vector<asio::io_context*> worker_ptrs_;
     std::unique_ptr<loopback_affinity> affinity_;  // shared by the listeners and the orchestrator's clients
+    std::vector<worker_context> worker_set_;       // the workers with affinity_, as listeners and clients take them
     std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards_;
     std::vector<std::thread> threads_;
     std::shared_ptr<history_store> store_;

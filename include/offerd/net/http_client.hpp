@@ -16,6 +16,7 @@
 #include "offerd/domain/deadline.hpp"
 #include "offerd/net/http.hpp"
 #include "offerd/net/url.hpp"
+#include "offerd/net/worker.hpp"
 
 namespace offerd {
 
@@ -42,15 +43,15 @@ struct call_options {
     std::string_view traceparent;      // W3C trace context, sent as traceparent when not empty
 };
 
-class loopback_affinity;
-
 class http_client {
 public:
-    // With affinity, connections to a loopback address are bound first and their local port is
-    // recorded as belonging to `worker` (see loopback_affinity). An https target without a
-    // tls_context verifies against the system store (throws std::runtime_error if it cannot load).
-    http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr,
-                loopback_affinity* affinity = nullptr, std::size_t worker = 0);
+    // A client of one worker: with the worker's affinity table, connections to a loopback address
+    // are bound first and their local port is recorded as belonging to that worker (see
+    // loopback_affinity). An https target without a tls_context verifies against the system store
+    // (throws std::runtime_error if it cannot load).
+    http_client(const worker_context& worker, url target, const client_limits& limits, pool_gauges* gauges = nullptr);
+    // A client on any executor, outside the worker set (the streamer, probes, tests): no affinity.
+    http_client(asio::any_io_executor ex, url target, const client_limits& limits, pool_gauges* gauges = nullptr);
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;
@@ -79,8 +80,7 @@ private:
     std::string host_header_;
     client_limits limits_;
     pool_gauges* gauges_;
-    loopback_affinity* affinity_;
-    std::size_t worker_;
+    worker_context worker_;  // its executor is ex_
     std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
     std::vector<std::unique_ptr<connection>> idle_;
     std::shared_ptr<boost::asio::ssl::context> tls_;  // https targets: target.tls_context, else the system store's

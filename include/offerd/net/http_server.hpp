@@ -14,11 +14,11 @@
 
 #include "offerd/net/router.hpp"
 #include "offerd/net/tls.hpp"
+#include "offerd/net/worker.hpp"
 
 namespace offerd {
 
 class logger;
-class loopback_affinity;
 
 struct server_limits {
     std::size_t max_header_bytes = 8 * 1024;    // larger headers: 431
@@ -38,13 +38,13 @@ class http_server {
 public:
     // Binds and listens at once, so port 0 works and port() is known before start().
     // Throws std::runtime_error "cannot listen on HOST:PORT: REASON" when it cannot.
-    // With affinity, a loopback connection from a port one of this process's clients claimed is
-    // served on that client's worker instead of the next one in turn.
+    // With the workers' affinity table, a loopback connection from a port one of this process's
+    // clients claimed is served on that client's worker instead of the next one in turn.
     // With tls (make_server_tls_context) every connection is HTTPS: the handshake counts against
     // the header timeout; a failed one is counted, logged and closed, plain HTTP answered 400.
-    http_server(std::string name, std::span<asio::io_context* const> workers, const std::string& host,
-                std::uint16_t port, std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
-                const loopback_affinity* affinity = nullptr, std::shared_ptr<tls_context> tls = nullptr);
+    http_server(std::string name, worker_set workers, const std::string& host, std::uint16_t port,
+                std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
+                std::shared_ptr<tls_context> tls = nullptr);
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;

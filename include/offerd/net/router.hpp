@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "offerd/net/http.hpp"
+#include "offerd/net/worker.hpp"
 #include "offerd/obs/prometheus.hpp"
 
 namespace offerd {
@@ -23,7 +24,7 @@ struct request_context {
     std::string_view param;  // the {name} segment when the route has one
     std::string request_id;  // echoed from X-Request-ID or generated
     trace_context trace;     // from traceparent, or a new trace
-    std::size_t worker = 0;  // index of the io_context (thread) serving this connection
+    worker_context worker{};  // the worker (thread) serving this connection
     std::string client{};    // the authenticated caller's name, set by the router's guard; empty: none
     // Set by a handler: the listener awaits it after the answer was written, before it reads the
     // connection's next request (the offer route makes a connection it shed wait its turn; see

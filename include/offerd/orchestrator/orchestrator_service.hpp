@@ -20,17 +20,12 @@
 namespace offerd {
 
 class logger;
-class loopback_affinity;
-
-struct orchestrator_urls {
-    url member_data, prediction, offer_engine;
-};
 
 class orchestrator_service {
 public:
     // Throws std::runtime_error when the config does not validate or the outbox cannot be opened.
-    orchestrator_service(std::span<asio::io_context* const> workers, const orchestrator_config& cfg,
-                         const orchestrator_urls& urls, logger& log, loopback_affinity* affinity = nullptr);
+    // Its upstreams are upstream_entries(cfg, urls).
+    orchestrator_service(worker_set workers, const orchestrator_config& cfg, const orchestrator_urls& urls, logger& log);
     ~orchestrator_service();
 
     // GET /health, GET /ready, POST /member/offer. The service must outlive the router's listener.
@@ -70,7 +65,7 @@ private:
     orchestrator_urls urls_;
     logger& log_;
     std::shared_ptr<probe_state> probe_;
-    std::vector<asio::io_context*> workers_;
+    std::vector<worker_context> workers_;
     std::shared_ptr<delay_probes> delay_probes_;
     upstreams upstreams_;
     offer_clients clients_;

@@ -105,15 +105,15 @@ result<logged_transaction> logged(const std::optional<std::string>& seq, const s
 
 }  // namespace
 
-pg_member_log::pg_member_log(std::span<asio::io_context* const> workers, const std::string& url, logger& log,
+pg_member_log::pg_member_log(worker_set workers, const std::string& url, logger& log,
                              std::chrono::milliseconds timeout)
     : log_(log) {
     // Before any worker runs: the schema, on a connection of its own.
     if (std::string err = pg::run_once_blocking(url, migrate_sql, &log_, timeout); !err.empty())
         throw std::runtime_error("--state-url: " + err);
-    for (asio::io_context* w : workers) {
-        executors_.push_back(w->get_executor());
-        conns_.push_back(std::make_unique<pg::connection>(w->get_executor(), pg::connection_config{url}, statements(), &log_));
+    for (const worker_context& w : workers) {
+        executors_.push_back(w.executor);
+        conns_.push_back(std::make_unique<pg::connection>(w.executor, pg::connection_config{url}, statements(), &log_));
         conns_.back()->start();
     }
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "offerd/net/worker.hpp"
 #include "offerd/orchestrator/persist/member_log.hpp"
 #include "offerd/store/pg_connection.hpp"
 
@@ -26,7 +27,7 @@ public:
     // waiting up to `timeout` for PostgreSQL. Then one connection per worker, started.
     // Throws std::runtime_error with a one-line message when PostgreSQL cannot be reached or
     // the schema cannot be made.
-    pg_member_log(std::span<asio::io_context* const> workers, const std::string& url, logger& log,
+    pg_member_log(worker_set workers, const std::string& url, logger& log,
                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
     ~pg_member_log() override;
 
