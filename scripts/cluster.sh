@@ -79,7 +79,7 @@ start_service() {  # member-data | prediction | offer-engine
 }
 
 write_env() {
-  printf 'BASE=%s\nREPLICAS=%s\nPG_URL=%q\nMD_STORE=%s\n' "$BASE" "$REPLICAS" "$PG_URL" "$MD_STORE" >"$DIR/cluster.env"
+  printf 'BASE=%s\nREPLICAS=%s\nPG_URL=%q\nMD_STORE=%s\n' "$BASE" "$REPLICAS" "$PG_URL" "${MD_STORE:-journal}" >"$DIR/cluster.env"
 }
 
 write_haproxy() {
@@ -126,7 +126,8 @@ up)
   [ "$MD_STORE" = journal ] || [ "$MD_STORE" = postgresql ] || die "--member-data-store must be journal or postgresql"
   [[ $REPLICAS =~ ^[0-9]+$ ]] && [ "$REPLICAS" -ge 1 ] && [ "$REPLICAS" -le 20 ] || die "--replicas must be 1..20"
   [[ $BASE =~ ^[0-9]+$ ]] && [ "$BASE" -ge 1024 ] && [ $((BASE + 30)) -lt 32768 ] || die "--port must be 1024..32737 (below the ephemeral range)"
-  [ ! -f "$DIR/cluster.env" ] || { load; for p in "$DIR"/*.pid; do alive "$p" && die "a cluster is running in $DIR (scripts/cluster.sh down first)"; done; }
+  # A leftover cluster.env (a crashed run) must not override the flags: only its PIDs are checked.
+  for p in "$DIR"/*.pid; do alive "$p" && die "a cluster is running in $DIR (scripts/cluster.sh down first)"; done
   scripts/deps.sh postgresql haproxy
   [ -x "$OFFERD" ] || scripts/build.sh offerd
   rm -rf "$DIR" && mkdir -p "$DIR"
