@@ -363,6 +363,8 @@ http_server::http_server(std::string name, worker_set workers, const std::string
                          std::shared_ptr<const router> routes, const server_limits& limits, logger& log,
                          std::shared_ptr<tls_context> tls)
     : state_(std::make_shared<state>(std::move(name), workers, std::move(routes), limits, log, std::move(tls))) {
+    for (std::size_t i = 0; i < workers.size(); ++i)
+        if (workers[i].index != i) throw std::invalid_argument("http_server " + state_->name + ": workers out of index order");
     const std::string where = host_port(host, port);
     beast::error_code ec;
     tcp::resolver resolver(workers.front().executor);

@@ -7,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -42,7 +43,10 @@ struct upstream::state {
         std::minstd_rand jitter{std::random_device{}()};
     };
     state(upstream_config c, worker_set workers, logger& l) : cfg(std::move(c)), log(l), breaker(cfg.name, cfg.breaker, l) {
-        for (const worker_context& w : workers) slots.push_back(std::make_unique<per_worker>(w, cfg, &pool));
+        for (const worker_context& w : workers) {
+            if (w.index != slots.size()) throw std::invalid_argument("upstream " + cfg.name + ": workers out of index order");
+            slots.push_back(std::make_unique<per_worker>(w, cfg, &pool));
+        }
     }
     upstream_config cfg;
     logger& log;
@@ -163,7 +167,7 @@ asio::awaitable<result<response>> upstream::call(upstream_request req, const cal
 
 void upstream::write_metrics(std::string& out, std::span<const upstream* const> all) {
     using cb = circuit_breaker;
-    const auto label = [](const upstream* u) { return "service=\"" + u->name() + "\""; };
+    const auto label = [](const upstream* u) { return "service=\"" + label_value(u->name()) + "\""; };
     write_metric_header(out, "offerd_upstream_call_seconds", "histogram", "Upstream call attempts by service and outcome.");
     for (const upstream* u : all)
         for (std::size_t i = 0; i < outcome_names.size(); ++i)

@@ -31,7 +31,11 @@ upstream_request make_request(http::verb method, std::string path, std::string b
 
 std::vector<std::unique_ptr<upstream>> build(worker_set workers, std::vector<upstream_config> entries, logger& log) {
     std::vector<std::unique_ptr<upstream>> out;
-    for (auto& e : entries) out.push_back(std::make_unique<upstream>(std::move(e), workers, log));
+    for (auto& e : entries) {
+        for (const auto& u : out)
+            if (u->name() == e.name) throw std::invalid_argument("upstreams: two entries named " + e.name);
+        out.push_back(std::make_unique<upstream>(std::move(e), workers, log));
+    }
     return out;
 }
 
@@ -63,7 +67,8 @@ asio::awaitable<result<decoded_history>> upstreams::fetch_history(const std::str
 
 asio::awaitable<result<double>> upstreams::predict(model m, std::string features_json, const call_context& ctx) {
     const char* path = m == model::ats ? "/ml/ats/predict" : "/ml/resp/predict";
-    auto res = co_await prediction_.call(make_request(http::verb::post, path, std::move(features_json)), ctx);
+    upstream_request req = make_request(http::verb::post, path, std::move(features_json));
+    auto res = co_await prediction_.call(std::move(req), ctx);
     if (!res) co_return std::move(res).error();
     auto p = decode_prediction(res->body());
     if (!p) co_return prediction_.bad_body(ctx, path, p.error());
@@ -72,7 +77,8 @@ asio::awaitable<result<double>> upstreams::predict(model m, std::string features
 
 asio::awaitable<result<std::string>> upstreams::assign_offer(offer_request r, const call_context& ctx) {
     constexpr const char* path = "/offer/assign";
-    auto res = co_await offer_engine_.call(make_request(http::verb::post, path, encode_offer_request(r)), ctx);
+    upstream_request req = make_request(http::verb::post, path, encode_offer_request(r));
+    auto res = co_await offer_engine_.call(std::move(req), ctx);
     if (!res) co_return std::move(res).error();
     auto o = decode_offer(res->body());
     if (!o) co_return offer_engine_.bad_body(ctx, path, o.error());

@@ -2,6 +2,9 @@
 // no orchestrator. What any upstream added later gets for free.
 #include <boost/asio/this_coro.hpp>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "offerd/obs/log.hpp"
 #include "offerd/orchestrator/config.hpp"
@@ -66,7 +69,7 @@ TEST_CASE("an upstream built from a config entry retries a 503 under its key and
     CHECK(o.status == 200);
     CHECK(calls == 3);
     for (const request& r : svc.requests()) CHECK(r["Idempotency-Key"] == "k-1");
-    CHECK(o.metrics.find("offerd_upstream_retries_total{service=\"loyalty-api\"} 2") != std::string::npos);
+    CHECK(o.metrics.find("offerd_upstream_retries_total{service=\"loyalty-api\"} 2\n") != std::string::npos);
     CHECK(o.metrics.find("offerd_circuit_state{service=\"loyalty-api\",state=\"closed\"} 1") != std::string::npos);
 }
 
@@ -106,7 +109,7 @@ TEST_CASE("an upstream answers a status the caller takes as ok and reports one i
     const outcome o = call_once(gone, req);
     CHECK(o.error.code == errc::upstream_unavailable);
     CHECK(o.error.detail == "gone is unavailable");
-    CHECK(o.metrics.find("offerd_upstream_retries_total{service=\"gone\"} 1") != std::string::npos);
+    CHECK(o.metrics.find("offerd_upstream_retries_total{service=\"gone\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("the upstream set names the entry it misses", "[component]") {
@@ -118,4 +121,82 @@ TEST_CASE("the upstream set names the entry it misses", "[component]") {
     CHECK_NOTHROW(upstreams(workers, entries, log));
     entries.erase(entries.begin() + 2);
     CHECK_THROWS_WITH(upstreams(workers, entries, log), "upstreams: no entry named prediction");
+}
+
+namespace {
+url at(std::uint16_t port, std::string base = {}) { return url{"127.0.0.1", port, std::move(base)}; }
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+}  // namespace
+
+TEST_CASE("a typed call answers 502 for a body it cannot decode and logs the path with the base path", "[component]") {
+    fake_upstream svc([](const request&) { return json_response(http::status::ok, R"({"no":"prediction"})"); });
+    const std::string log_file = (std::filesystem::temp_directory_path() / ("upstream-test-" + std::to_string(::getpid()) + ".log")).string();
+    failure got;
+    {
+        logger log(log_config{log_file, log_level::info});
+        got = run_bounded([](std::uint16_t port, logger& log) -> asio::awaitable<failure> {
+            const auto ex = co_await asio::this_coro::executor;
+            const worker_context workers[] = {{ex}};
+            const url base = at(port, "/api");
+            upstreams up(workers, upstream_entries(orchestrator_config{}, orchestrator_urls{base, base, base}), log);
+            const call_context ctx{0, "rid-1", deadline::after(std::chrono::seconds(5)), log, nullptr};
+            std::string features = "{}";
+            auto p = co_await up.predict(model::ats, std::move(features), ctx);
+            co_return p ? failure{} : p.error();
+        }(svc.port(), log));
+    }  // the logger's destructor flushes its sink
+    CHECK(got.code == errc::upstream_bad_response);
+    CHECK(got.detail == "prediction answered an invalid body");
+    REQUIRE(svc.request_count() == 1);
+    CHECK(svc.requests().front().target() == "/api/ml/ats/predict");
+    const std::string logged = read_all(log_file);
+    std::filesystem::remove(log_file);
+    CHECK(logged.find(R"("event":"upstream_error")") != std::string::npos);
+    CHECK(logged.find(R"("path":"/api/ml/ats/predict")") != std::string::npos);
+    CHECK(logged.find(R"("request_id":"rid-1")") != std::string::npos);
+}
+
+TEST_CASE("member-data writes failing open the writes circuit while reads stay closed", "[component]") {
+    fake_upstream svc([](const request& r) {
+        if (r.method() == http::verb::post) return detail_response(http::status::service_unavailable, "read-only");
+        return detail_response(http::status::not_found, "no history");
+    });
+    const std::string metrics = run_bounded([](std::uint16_t port) -> asio::awaitable<std::string> {
+        logger log(log_config{"/dev/null", log_level::off});
+        const auto ex = co_await asio::this_coro::executor;
+        const worker_context workers[] = {{ex}};
+        orchestrator_config cfg;
+        cfg.retry.max_attempts = 1;
+        upstreams up(workers, upstream_entries(cfg, orchestrator_urls{at(port), at(port), at(port)}), log);
+        const call_context ctx{0, "test", deadline::after(std::chrono::seconds(5)), log, nullptr};
+        transaction t;
+        t.member_id = "M1";
+        for (int i = 0; i < 30; ++i) {
+            const std::string key = "k" + std::to_string(i);
+            auto stored = co_await up.store(t, key, ctx);
+            if (stored) co_return std::string("a store succeeded");
+            auto read = co_await up.fetch_history("M1", ctx);
+            if (!read) co_return "a read failed: " + read.error().detail;
+        }
+        std::string out;
+        up.write_metrics(out);
+        co_return out;
+    }(svc.port()));
+    CHECK(metrics.find("offerd_circuit_state{service=\"member-data-writes\",state=\"open\"} 1\n") != std::string::npos);
+    CHECK(metrics.find("offerd_circuit_state{service=\"member-data\",state=\"closed\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("the upstream set refuses two entries of one name", "[component]") {
+    logger log(log_config{"/dev/null", log_level::off});
+    asio::io_context ctx{1};
+    const worker_context workers[] = {{ctx.get_executor()}};
+    auto entries = upstream_entries(orchestrator_config{}, orchestrator_urls{at(1), at(2), at(3)});
+    entries.push_back(entries.front());
+    CHECK_THROWS_WITH(upstreams(workers, entries, log), "upstreams: two entries named member-data");
 }

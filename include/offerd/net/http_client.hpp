@@ -80,7 +80,7 @@ private:
     std::string host_header_;
     client_limits limits_;
     pool_gauges* gauges_;
-    worker_context worker_;  // its executor is ex_
+    worker_context worker_;  // the worker it belongs to; index 0 and no affinity for a bare executor
     std::vector<asio::ip::tcp::endpoint> endpoints_;  // resolved once, on first use
     std::vector<std::unique_ptr<connection>> idle_;
     std::shared_ptr<boost::asio::ssl::context> tls_;  // https targets: target.tls_context, else the system store's

@@ -36,7 +36,7 @@ struct upstream_request {
     std::string body;
     bool idempotent = true;            // safe to repeat: retried on transient faults
     unsigned also_ok = 0;              // a non-200 status the caller handles itself (404: no history)
-    std::string_view idempotency_key;  // sent as Idempotency-Key when not empty; must outlive the call
+    std::string idempotency_key;       // sent as Idempotency-Key when not empty
 };
 
 // call() maps the answer to a response or a failure: timeouts and refused connections to
@@ -51,6 +51,7 @@ struct upstream_request {
 // worker, and a call for ctx.worker must run on that worker's io_context.
 class upstream {
 public:
+    // workers[i].index must be i (make_workers): per-worker state is found by ctx.worker.
     upstream(upstream_config cfg, worker_set workers, logger& log);
     ~upstream();
     upstream(const upstream&) = delete;

@@ -39,7 +39,8 @@ std::vector<upstream_config> upstream_entries(const orchestrator_config& cfg, co
 class upstreams {
 public:
     // Entries by name as upstream_entries() makes them (in any order; more are allowed and get
-    // metrics, for a typed call to be added). Throws std::invalid_argument naming a missing one.
+    // metrics, for a typed call to be added). Throws std::invalid_argument naming a missing or a
+    // repeated one.
     upstreams(worker_set workers, std::vector<upstream_config> entries, logger& log);
 
     asio::awaitable<result<decoded_history>> fetch_history(const std::string& member_id, const call_context& ctx);
