@@ -303,7 +303,7 @@ void runtime::shutdown() {
             orchestrator_->stop_state();
         }
         // member-data's PostgreSQL connections, once its listener is drained.
-        if (auto* pg = dynamic_cast<pg_history_store*>(store_.get())) pg->stop();
+        if (store_) store_->stop();
         if (reporter_)
             asio::post(*workers_.front(), [rep = reporter_] {
                 rep->stopped = true;

@@ -90,7 +90,6 @@ struct http_server::state {
     std::shared_ptr<const router> routes;
     server_limits limits;
     logger& log;
-    const loopback_affinity* affinity;  // the workers' table
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> open{0};
     std::atomic<std::size_t> accepted{0};
@@ -104,7 +103,7 @@ struct http_server::state {
     state(std::string n, worker_set w, std::shared_ptr<const router> r, const server_limits& l, logger& lg,
           std::shared_ptr<tls_context> t)
         : name(std::move(n)), workers(w.begin(), w.end()), acceptor(w.front().executor), routes(std::move(r)), limits(l), log(lg),
-          affinity(w.front().affinity), tls(std::move(t)) {}
+          tls(std::move(t)) {}
 };
 
 namespace {
@@ -281,11 +280,12 @@ asio::awaitable<void> turn_away(state_ptr s, std::shared_ptr<connection> c) {
 // The worker that owns the other end when it is one of this process's clients (see
 // loopback_affinity), else `fallback`.
 std::size_t worker_for(const http_server::state& s, const tcp::socket& socket, std::size_t fallback) {
-    if (!s.affinity) return fallback;
+    const loopback_affinity* affinity = s.workers.front().affinity;  // the workers share one table
+    if (!affinity) return fallback;
     beast::error_code ec;
     const tcp::endpoint peer = socket.remote_endpoint(ec);
     if (ec || !peer.address().is_loopback()) return fallback;
-    const auto w = s.affinity->worker_of(peer.port());
+    const auto w = affinity->worker_of(peer.port());
     return w && *w < s.workers.size() ? *w : fallback;
 }
 

@@ -42,14 +42,13 @@ struct upstream::state {
         retry_budget budget;
         std::minstd_rand jitter{std::random_device{}()};
     };
-    state(upstream_config c, worker_set workers, logger& l) : cfg(std::move(c)), log(l), breaker(cfg.name, cfg.breaker, l) {
+    state(upstream_config c, worker_set workers, logger& log) : cfg(std::move(c)), breaker(cfg.name, cfg.breaker, log) {
         for (const worker_context& w : workers) {
             if (w.index != slots.size()) throw std::invalid_argument("upstream " + cfg.name + ": workers out of index order");
             slots.push_back(std::make_unique<per_worker>(w, cfg, &pool));
         }
     }
     upstream_config cfg;
-    logger& log;
     circuit_breaker breaker;                                  // shared by all workers (its own protection)
     pool_gauges pool;                                         // atomics
     std::array<prom_histogram, outcome_names.size()> calls;   // per attempt, by outcome (thread-safe)

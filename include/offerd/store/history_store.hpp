@@ -49,6 +49,10 @@ public:
     virtual std::vector<transaction> history(std::string_view member) const = 0;
     virtual std::size_t members() const = 0;
     virtual std::size_t transactions() const = 0;
+
+    // Ends the store's background work and connections, posted to its workers; called once the
+    // listener that uses it has drained, before the workers stop. Nothing to do for a local store.
+    virtual void stop() {}
 };
 
 }  // namespace offerd

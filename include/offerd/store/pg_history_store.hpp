@@ -45,7 +45,7 @@ public:
     std::size_t transactions() const override;
 
     // Stops the connections and the count refresh, on their workers (before the workers stop).
-    void stop();
+    void stop() override;
 
 private:
     struct counts_state;
