@@ -719,6 +719,8 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
         o->timer.expires_at(until.at());
         if (k == kind::read) {
             self->send_read(o);
+        } else if (k == kind::alone) {
+            self->send_alone(o);
         } else {
             self->writes_.push_back(o);
             self->send_group();

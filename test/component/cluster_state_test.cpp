@@ -1,17 +1,29 @@
 // Cluster mode in-process: orchestrator replicas (test_apps) on one real PostgreSQL (scripts/pg.sh)
 // over shared services. The member log's fence, the replay of keys across replicas, and what a
 // PostgreSQL or member-data outage does to requests and to the transactions they accepted.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <array>
+#include <future>
 #include <set>
 #include <thread>
 
+#include "offerd/codec/wire.hpp"
+#include "offerd/obs/log.hpp"
+#include "offerd/orchestrator/persist/pg_member_log.hpp"
+#include "offerd/store/pg_connection.hpp"
 #include "pg_server.hpp"
 #include "test_support.hpp"
 
 using namespace offerd;
 using namespace offerd::test;
 namespace json = boost::json;
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
 namespace {
 constexpr std::uint8_t services = static_cast<std::uint8_t>(role::member_data) | static_cast<std::uint8_t>(role::prediction) |
@@ -206,4 +218,93 @@ TEST_CASE("member-data on PostgreSQL (--member-data-store): histories in order, 
     }
     CHECK(back.status == 200);
     CHECK(json::parse(get(port, "/member_data/PGM").body).as_array().size() == 5);
+}
+
+namespace {
+using marks = std::vector<std::pair<std::string, std::uint64_t>>;
+using params = std::vector<std::optional<std::string>>;
+
+asio::awaitable<std::uint64_t> append_first(pg_member_log& state, std::string member, transaction t, call_context ctx) {
+    const append_request req{0, {}, 1, &t, "{}"};
+    auto r = co_await state.append(member, req, ctx);
+    co_return r && r->what == append_result::kind::appended ? r->seq : 0;
+}
+
+asio::awaitable<std::vector<std::string>> mark(pg_member_log& state, marks m, call_context ctx) {
+    auto r = co_await state.delivered_many(m, ctx);
+    co_return r ? std::move(*r) : std::vector<std::string>{"(failed)"};
+}
+
+asio::awaitable<std::uint64_t> delivered_of(pg_member_log& state, std::string member, call_context ctx) {
+    auto h = co_await state.head(member, ctx);
+    co_return h ? h->delivered_seq : 999;
+}
+
+asio::awaitable<std::string> exec_text(pg::connection& c, std::string name, params p) {
+    auto r = co_await c.exec(name, std::move(p), pg::kind::read, deadline::after(20s));
+    co_return r && r->ok() && r->size() > 0 ? r->at(0, 0).value_or("NULL") : std::string("(failed)");
+}
+}  // namespace
+
+// Marks and appends run on different connections; a mark waiting behind an append's group
+// commit while that group waited for a row the mark held was a deadlock PostgreSQL broke only
+// after deadlock_timeout (1 s of every request in flight stalled, measured at 64 connections).
+TEST_CASE("Batched delivery marks never wait for a member another transaction holds and leave it for the next flush",
+          "[component][pg]") {
+    pg_server srv;
+    if (!srv.available()) {
+        WARN(srv.why());
+        return;
+    }
+    asio::io_context io;
+    logger log(log_config{"/dev/null", log_level::off});
+    std::array<asio::io_context*, 1> loops{&io};
+    const auto workers = make_workers(loops);
+    pg_member_log state(workers, srv.url(), log);
+    pg::connection_config cfg;
+    cfg.conninfo = srv.url();
+    // Holds HELD's members row for 3 s in its own transaction, as an append's group commit would.
+    pg::connection holder(io.get_executor(), cfg,
+                          {{"hold", "UPDATE members SET last_seq = last_seq WHERE member_id = $1 RETURNING pg_sleep(3)"}});
+    pg::connection probe(io.get_executor(), cfg,
+                         {{"sleeping", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"}});
+    holder.start();
+    probe.start();
+    struct runner {
+        asio::io_context& io;
+        asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+        std::thread t{[this] { io.run(); }};
+        ~runner() {
+            work.reset();
+            io.stop();
+            t.join();
+        }
+    } run{io};
+    auto get = [&](auto op) {
+        auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+        REQUIRE(f.wait_for(30s) == std::future_status::ready);
+        return f.get();
+    };
+    for (int i = 0; i < 500 && !(state.connected() && holder.connected() && probe.connected()); ++i)
+        std::this_thread::sleep_for(10ms);
+    REQUIRE(state.connected());
+    const call_context ctx{0, "test", deadline::after(60s), log, nullptr};
+    const transaction t = decode_transaction(txn_body("HELD")).value();
+    REQUIRE(get(append_first(state, "HELD", t, ctx)) == 1);
+    REQUIRE(get(append_first(state, "FREE", t, ctx)) == 1);
+
+    auto held = asio::co_spawn(io, exec_text(holder, "hold", {std::string("HELD")}), asio::use_future);
+    std::string sleeping;
+    for (int i = 0; i < 500 && (sleeping = get(exec_text(probe, "sleeping", {}))) != "1"; ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(sleeping == "1");
+
+    const auto skipped = get(mark(state, marks{{"HELD", 1}, {"FREE", 1}}, ctx));
+    CHECK(skipped == std::vector<std::string>{"HELD"});
+    CHECK(held.wait_for(0s) != std::future_status::ready);  // it did not wait for the holder
+    CHECK(get(delivered_of(state, "FREE", ctx)) == 1);
+    CHECK(get(delivered_of(state, "HELD", ctx)) == 0);
+
+    REQUIRE(held.wait_for(30s) == std::future_status::ready);
+    CHECK(get(mark(state, marks{{"HELD", 1}}, ctx)).empty());
+    CHECK(get(delivered_of(state, "HELD", ctx)) == 1);
 }

@@ -37,6 +37,10 @@ enum class kind : std::uint8_t {
     write,  // joins the next group commit: the queued writes, then one sync (one implicit
             // transaction, so one commit; an explicit BEGIN would leave an aborted block behind
             // a refused write). A group of one is that write alone.
+    alone,  // a write in its own transaction, sent at once: for statements that lock rows other
+            // connections' groups write (in a group they would keep those locks until the
+            // group's commit, and two such groups can deadlock; PostgreSQL breaks that only
+            // after deadlock_timeout, 1 s)
 };
 
 // A statement's answer. A statement PostgreSQL refused (a constraint, a serialization error)

@@ -7,6 +7,7 @@
 #include <optional>
 #include <charconv>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "offerd/codec/wire.hpp"
 #include "offerd/obs/log.hpp"
@@ -60,6 +61,17 @@ INSERT INTO member_log (member_id, seq, idem_key, body_hash, txn, answer)
 SELECT $1, last_seq, $3, $4, $5, $6 FROM adv
 RETURNING seq)sql";
 
+// The batched marks lock only the members rows nobody else holds (SKIP LOCKED) and return the
+// ones they marked: a mark waiting behind an append's group commit while that group waited
+// behind the mark was a deadlock PostgreSQL broke only after deadlock_timeout (1 s, every
+// request in flight stalled). Sent alone, so its locks last one commit.
+constexpr const char* delivered_many_sql = R"sql(
+UPDATE members m SET delivered_seq = GREATEST(m.delivered_seq, v.seq)
+FROM (SELECT l.member_id, u.seq FROM unnest($1::text[], $2::bigint[]) AS u(member_id, seq)
+      JOIN members l ON l.member_id = u.member_id FOR UPDATE OF l SKIP LOCKED) AS v
+WHERE m.member_id = v.member_id
+RETURNING m.member_id)sql";
+
 constexpr const char* head_sql = R"sql(
 SELECT m.last_seq, m.delivered_seq, l.seq, l.txn FROM members m
 LEFT JOIN member_log l ON l.member_id = m.member_id AND l.seq > m.delivered_seq
@@ -72,8 +84,7 @@ std::vector<pg::statement> statements() {
         {"find_key", "SELECT body_hash, answer FROM member_log WHERE member_id = $1 AND idem_key = $2"},
         {"rows", "SELECT seq, txn FROM member_log WHERE member_id = $1 AND seq > $2::bigint AND seq <= $3::bigint ORDER BY seq"},
         {"delivered", "UPDATE members SET delivered_seq = GREATEST(delivered_seq, $2::bigint) WHERE member_id = $1"},
-        {"delivered_many", "UPDATE members m SET delivered_seq = GREATEST(m.delivered_seq, v.seq) "
-                           "FROM unnest($1::text[], $2::bigint[]) AS v(member_id, seq) WHERE m.member_id = v.member_id"},
+        {"delivered_many", delivered_many_sql},
         {"refused", "WITH gone AS (DELETE FROM member_log WHERE member_id = $1 AND seq = $2::bigint) "
                     "UPDATE members SET delivered_seq = GREATEST(delivered_seq, $2::bigint) WHERE member_id = $1"},
         {"undelivered", "SELECT m.member_id FROM members m JOIN member_log l ON l.member_id = m.member_id "
@@ -211,7 +222,7 @@ asio::awaitable<result<std::vector<logged_transaction>>> pg_member_log::rows(con
 asio::awaitable<result<std::monostate>> pg_member_log::delivered(const std::string& member, std::uint64_t seq,
                                                                  const call_context& ctx) {
     params args{member, std::to_string(seq)};
-    auto r = co_await exec(ctx, "delivered", std::move(args), pg::kind::write);
+    auto r = co_await exec(ctx, "delivered", std::move(args), pg::kind::alone);
     if (!r) co_return std::move(r).error();
     if (!r->ok()) co_return store_failure(*r);
     co_return std::monostate{};
@@ -229,7 +240,7 @@ void append_array_element(std::string& out, std::string_view v) {
 }
 }  // namespace
 
-asio::awaitable<result<std::monostate>> pg_member_log::delivered_many(
+asio::awaitable<result<std::vector<std::string>>> pg_member_log::delivered_many(
     const std::vector<std::pair<std::string, std::uint64_t>>& marks, const call_context& ctx) {
     std::string members = "{", seqs = "{";
     for (const auto& [m, seq] : marks) {
@@ -240,16 +251,22 @@ asio::awaitable<result<std::monostate>> pg_member_log::delivered_many(
     members += '}';
     seqs += '}';
     params args{std::move(members), std::move(seqs)};
-    auto r = co_await exec(ctx, "delivered_many", std::move(args), pg::kind::write);
+    auto r = co_await exec(ctx, "delivered_many", std::move(args), pg::kind::alone);
     if (!r) co_return std::move(r).error();
     if (!r->ok()) co_return store_failure(*r);
-    co_return std::monostate{};
+    std::unordered_set<std::string_view> marked;
+    for (std::size_t i = 0; i < r->size(); ++i)
+        if (const auto& m = r->at(i, 0)) marked.insert(*m);
+    std::vector<std::string> skipped;
+    for (const auto& [m, seq] : marks)
+        if (!marked.contains(m)) skipped.push_back(m);
+    co_return skipped;
 }
 
 asio::awaitable<result<std::monostate>> pg_member_log::refused(const std::string& member, std::uint64_t seq,
                                                                const call_context& ctx) {
     params args{member, std::to_string(seq)};
-    auto r = co_await exec(ctx, "refused", std::move(args), pg::kind::write);
+    auto r = co_await exec(ctx, "refused", std::move(args), pg::kind::alone);
     if (!r) co_return std::move(r).error();
     if (!r->ok()) co_return store_failure(*r);
     co_return std::monostate{};

@@ -5,6 +5,7 @@
 // order under keys "l:<member>:<seq>", which it de-duplicates, so any replica may deliver them.
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "offerd/codec/wire.hpp"
 #include "offerd/net/http.hpp"
@@ -185,7 +186,13 @@ asio::awaitable<void> write_path::flush_marks(const call_context& ctx) {
         if (!r) {
             // Kept for the next flush (a mark only moves forward).
             for (const auto& [m, seq] : part) mark_delivered(m, seq);
+            continue;
         }
+        if (r->empty()) continue;
+        // Members an append was writing at that moment: marked on the next flush.
+        const std::unordered_set<std::string> skipped(r->begin(), r->end());
+        for (const auto& [m, seq] : part)
+            if (skipped.contains(m)) mark_delivered(m, seq);
     }
 }
 

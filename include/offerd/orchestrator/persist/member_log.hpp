@@ -74,8 +74,10 @@ public:
     // member-data holds every transaction of the member up to seq (never moves back).
     virtual asio::awaitable<result<std::monostate>> delivered(const std::string& member, std::uint64_t seq,
                                                               const call_context& ctx) = 0;
-    // The same for many members in one statement (the write path's marks, batched).
-    virtual asio::awaitable<result<std::monostate>> delivered_many(const std::vector<std::pair<std::string, std::uint64_t>>& marks,
+    // The same for many members in one statement (the write path's marks, batched). It never
+    // waits for a member another statement is writing: those are skipped and returned, to be
+    // marked on the next flush.
+    virtual asio::awaitable<result<std::vector<std::string>>> delivered_many(const std::vector<std::pair<std::string, std::uint64_t>>& marks,
                                                                    const call_context& ctx) = 0;
     // member-data refused seq for good: it leaves the log (its key may be used again) and counts as delivered.
     virtual asio::awaitable<result<std::monostate>> refused(const std::string& member, std::uint64_t seq,

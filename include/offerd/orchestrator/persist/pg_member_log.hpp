@@ -40,7 +40,7 @@ public:
                                                                  std::uint64_t up_to, const call_context& ctx) override;
     asio::awaitable<result<std::monostate>> delivered(const std::string& member, std::uint64_t seq,
                                                       const call_context& ctx) override;
-    asio::awaitable<result<std::monostate>> delivered_many(const std::vector<std::pair<std::string, std::uint64_t>>& marks,
+    asio::awaitable<result<std::vector<std::string>>> delivered_many(const std::vector<std::pair<std::string, std::uint64_t>>& marks,
                                                            const call_context& ctx) override;
     asio::awaitable<result<std::monostate>> refused(const std::string& member, std::uint64_t seq,
                                                     const call_context& ctx) override;
