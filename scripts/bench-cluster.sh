@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cluster benchmark, side by side in one run on this machine: the embedded single process; one
-# replica on PostgreSQL (synchronous_commit=on); three replicas behind HAProxy. offers/s,
+# replica on PostgreSQL (synchronous_commit=on), first with the three services in its process
+# (as embedded: the member log's cost alone), then as cluster.sh runs it (each service a
+# process of its own, member-data on its fsync'd journal); three replicas behind HAProxy. offers/s,
 # p50/p99 at 8 and 64 connections (wrk), CPU per offer (every process of the set-up, PostgreSQL's
-# included) and appends per commit (offerd_state_writes_total / offerd_state_commits_total).
+# included) and appends per commit (offerd_state_appends_total{outcome="appended"} / offerd_state_commits_total).
 # Timings are machine- and noise-dependent: compare ratios within one run.
 # Usage: scripts/bench-cluster.sh [seconds-per-run (default 10)]
 set -euo pipefail
@@ -18,6 +20,7 @@ pid=""
 cleanup() {
   [ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
   CLUSTER_DIR=$WORK/cluster scripts/cluster.sh down >/dev/null 2>&1 || true
+  for d in "$WORK"/pg-*; do [ -d "$d" ] && { scripts/pg.sh stop "$d" >/dev/null 2>&1 || true; }; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,7 +47,7 @@ metric_sum() {  # name ports...
 }
 
 "$BIN" generate --rows 20000 --seed 7 --malformed-share 0 -o "$WORK/bench.csv"
-printf '%-34s %9s %8s %8s %8s %8s %9s\n' setup req/s p50_ms p99_ms errors cpu_us appends/commit
+printf '%-42s %9s %8s %8s %8s %8s %9s\n' setup req/s p50_ms p99_ms errors cpu_us appends/commit
 run() {  # name conns url pids... (PIDS_CMD evaluated before and after)
   local name=$1 conns=$2 url=$3
   shift 3
@@ -62,10 +65,10 @@ run() {  # name conns url pids... (PIDS_CMD evaluated before and after)
   local apc="-"
   if [ -n "${REPLICA_PORTS:-}" ]; then
     # shellcheck disable=SC2086
-    apc=$(awk -v w="$(metric_sum offerd_state_writes_total $REPLICA_PORTS)" -v c="$(metric_sum offerd_state_commits_total $REPLICA_PORTS)" \
+    apc=$(awk -v w="$(metric_sum 'offerd_state_appends_total{outcome="appended"}' $REPLICA_PORTS)" -v c="$(metric_sum offerd_state_commits_total $REPLICA_PORTS)" \
       'BEGIN { printf "%.1f", c ? w / c : 0 }')
   fi
-  printf '%-34s %9.0f %8s %8s %8s %8s %9s\n' "$name" "$rps" "$p50" "$p99" "$((${non2xx:-0} + ${sockerr:-0}))" "$cpu" "$apc"
+  printf '%-42s %9.0f %8s %8s %8s %8s %9s\n' "$name" "$rps" "$p50" "$p99" "$((${non2xx:-0} + ${sockerr:-0}))" "$cpu" "$apc"
 }
 
 # 1. embedded: every role in one process, memory only.
@@ -78,7 +81,20 @@ for c in 8 64; do
   kill -TERM "$pid"; wait "$pid" || true; pid=""
 done
 
-# 2. and 3.: replicas on PostgreSQL (a fresh cluster per row: empty log, empty member-data).
+# 2. one replica on PostgreSQL with the services in its process, as the embedded row: the
+# difference between the two is the cost of the PostgreSQL member log alone (a fresh server).
+for c in 8 64; do
+  PGURL=$(scripts/pg.sh start "$WORK/pg-$c" $((BASE + 50)) | tail -n 1)
+  "$BIN" --role all --orchestrator-port "$BASE" --member-data-port $((BASE + 1)) --prediction-port $((BASE + 2)) \
+    --offer-engine-port $((BASE + 3)) --state-url "$PGURL" --log-file "$WORK/pg-$c.log" --throughput-interval-ms 0 >/dev/null &
+  pid=$!
+  for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$BASE/ready" && break; sleep 0.05; done
+  REPLICA_PORTS=$BASE run "1 replica on PostgreSQL, in-process c$c" "$c" "http://127.0.0.1:$BASE" "$pid" "$(cat "$WORK/pg-$c/offerd-pg.pid")"
+  kill -TERM "$pid"; wait "$pid" || true; pid=""
+  scripts/pg.sh stop "$WORK/pg-$c" >/dev/null
+done
+
+# 3. and 4.: replicas on PostgreSQL (a fresh cluster per row: empty log, empty member-data).
 for replicas in 1 3; do
   for c in 8 64; do
     CLUSTER_DIR=$WORK/cluster scripts/cluster.sh up --replicas "$replicas" --port $((BASE + 100)) >/dev/null 2>"$WORK/cluster.err" ||
@@ -88,7 +104,7 @@ for replicas in 1 3; do
     for ((k = 1; k <= replicas; k++)); do ports="$ports $((BASE + 110 + k))"; done
     if [ "$replicas" -eq 1 ]; then
       # shellcheck disable=SC2086
-      REPLICA_PORTS=$ports run "1 replica on PostgreSQL c$c" "$c" "http://127.0.0.1:$((BASE + 111))" $pids
+      REPLICA_PORTS=$ports run "1 replica on PostgreSQL, apart c$c" "$c" "http://127.0.0.1:$((BASE + 111))" $pids
     else
       # shellcheck disable=SC2086
       REPLICA_PORTS=$ports run "3 replicas behind HAProxy c$c" "$c" "http://127.0.0.1:$((BASE + 100))" $pids

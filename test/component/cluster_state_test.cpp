@@ -230,6 +230,23 @@ asio::awaitable<std::uint64_t> append_first(pg_member_log& state, std::string me
     co_return r && r->what == append_result::kind::appended ? r->seq : 0;
 }
 
+// kind and seq of one append
+asio::awaitable<std::pair<append_result::kind, std::uint64_t>> append_as(pg_member_log& state, std::string member,
+                                                                          std::uint64_t expected, std::string key,
+                                                                          transaction t, call_context ctx) {
+    const append_request req{expected, key, 7, &t, "{}"};
+    auto r = co_await state.append(member, req, ctx);
+    co_return r ? std::pair{r->what, r->seq} : std::pair{append_result::kind::stale, std::uint64_t{999}};
+}
+
+std::uint64_t commits_of(const pg_member_log& state) {
+    std::string out;
+    state.write_metrics(out);
+    const std::string name = "\nofferd_state_commits_total ";
+    const auto at = out.find(name);
+    return at == std::string::npos ? 0 : std::stoull(out.substr(at + name.size()));
+}
+
 asio::awaitable<std::vector<std::string>> mark(pg_member_log& state, marks m, call_context ctx) {
     auto r = co_await state.delivered_many(m, ctx);
     co_return r ? std::move(*r) : std::vector<std::string>{"(failed)"};
@@ -307,4 +324,81 @@ TEST_CASE("Batched delivery marks never wait for a member another transaction ho
     REQUIRE(held.wait_for(30s) == std::future_status::ready);
     CHECK(get(mark(state, marks{{"HELD", 1}}, ctx)).empty());
     CHECK(get(delivered_of(state, "HELD", ctx)) == 1);
+}
+
+// Appends waiting on one worker go as one multi-row statement; each row keeps the fence's
+// answer it would have had alone.
+TEST_CASE("Appends waiting on a worker share one statement and each gets its own outcome", "[component][pg]") {
+    pg_server srv;
+    if (!srv.available()) {
+        WARN(srv.why());
+        return;
+    }
+    asio::io_context io;
+    logger log(log_config{"/dev/null", log_level::off});
+    std::array<asio::io_context*, 1> loops{&io};
+    const auto workers = make_workers(loops);
+    pg_member_log state(workers, srv.url(), log);
+    struct runner {
+        asio::io_context& io;
+        asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+        std::thread t{[this] { io.run(); }};
+        ~runner() {
+            work.reset();
+            io.stop();
+            t.join();
+        }
+    } run{io};
+    for (int i = 0; i < 500 && !state.connected(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(state.connected());
+    const call_context ctx{0, "test", deadline::after(60s), log, nullptr};
+    const transaction t = decode_transaction(txn_body("OLD")).value();
+    auto get = [&](auto op) {
+        auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+        REQUIRE(f.wait_for(30s) == std::future_status::ready);
+        return f.get();
+    };
+    using k = append_result::kind;
+    REQUIRE(get(append_as(state, "OLD", 0, "key-1", t, ctx)) == std::pair{k::appended, std::uint64_t{1}});
+    REQUIRE(get(append_as(state, "OLD", 1, "", t, ctx)) == std::pair{k::appended, std::uint64_t{2}});
+
+    struct want {
+        std::string member;
+        std::uint64_t expected;
+        std::string key;
+        std::pair<k, std::uint64_t> outcome;
+    };
+    const std::vector<want> rows{
+        {"OLD", 2, "", {k::appended, 3}},          // from the seq the log holds
+        {"NEW", 0, "key-1", {k::appended, 1}},     // a key is per member
+        {"STALE", 0, "", {k::appended, 1}},
+        {"AHEAD", 4, "", {k::stale, 0}},           // history the log lacks
+        {"OLD2", 0, "", {k::appended, 1}},
+    };
+    // OLD2 then STALE again, over a seq behind the log's, and OLD's logged key: stale, key_taken.
+    const std::vector<want> second{
+        {"STALE", 0, "", {k::stale, 0}},
+        {"OLD", 3, "key-1", {k::key_taken, 0}},
+        {"OLD2", 1, "key-2", {k::appended, 2}},
+    };
+    for (const auto* batch : {&rows, &second}) {
+        const std::uint64_t commits_before = commits_of(state);
+        // Started in one handler on the worker: the first goes at once, alone; the others wait
+        // behind it and share the next statement.
+        std::vector<std::future<std::pair<k, std::uint64_t>>> futures(batch->size());
+        std::promise<void> started;
+        asio::post(io, [&] {
+            for (std::size_t i = 0; i < batch->size(); ++i)
+                futures[i] = asio::co_spawn(io, append_as(state, (*batch)[i].member, (*batch)[i].expected, (*batch)[i].key, t, ctx),
+                                            asio::use_future);
+            started.set_value();
+        });
+        started.get_future().wait();
+        for (std::size_t i = 0; i < batch->size(); ++i) {
+            REQUIRE(futures[i].wait_for(30s) == std::future_status::ready);
+            INFO((*batch)[i].member);
+            CHECK(futures[i].get() == (*batch)[i].outcome);
+        }
+        CHECK(commits_of(state) == commits_before + 2);  // the first's, then the others' together
+    }
 }

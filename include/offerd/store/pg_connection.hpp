@@ -65,7 +65,7 @@ struct connection_config {
     std::size_t max_batch = 128;  // writes per group commit at most
 };
 
-// Counters for metrics and the benchmark (appends per commit = writes / commits).
+// Counters for metrics and the benchmark (statements per commit = writes / commits).
 // Written on the connection's executor, read from any thread (metrics): relaxed atomics; a
 // copy is a snapshot.
 struct connection_stats {

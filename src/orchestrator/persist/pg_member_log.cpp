@@ -1,11 +1,17 @@
-// The member log's SQL. Every statement is one round trip; appends of different members share
-// commits (the connection's group commit), reads go alone.
+// The member log's SQL. Every statement is one round trip; the appends waiting on a worker go
+// as one multi-row statement (one commit), reads go alone.
 #include "offerd/orchestrator/persist/pg_member_log.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <optional>
 #include <charconv>
+#include <unordered_map>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -50,12 +56,14 @@ BEGIN
   END IF;
 END $$)sql";
 
-// The fence: advances last_seq only from the value the decision saw (a new member starts at 1),
-// and logs the transaction in the same statement, so both happen or neither.
+// The fence: advances last_seq only from the value the decision saw (a new member only from 0:
+// a decision over history the log lacks is stale too), and logs the transaction in the same
+// statement, so both happen or neither.
 constexpr const char* append_sql = R"sql(
 WITH adv AS (
-  INSERT INTO members AS m (member_id, last_seq) VALUES ($1, 1)
-  ON CONFLICT (member_id) DO UPDATE SET last_seq = m.last_seq + 1 WHERE m.last_seq = $2::bigint
+  INSERT INTO members AS m (member_id, last_seq)
+  SELECT $1, $2::bigint + 1 WHERE $2::bigint = 0 OR EXISTS (SELECT 1 FROM members WHERE member_id = $1)
+  ON CONFLICT (member_id) DO UPDATE SET last_seq = excluded.last_seq WHERE m.last_seq = excluded.last_seq - 1
   RETURNING last_seq)
 INSERT INTO member_log (member_id, seq, idem_key, body_hash, txn, answer)
 SELECT $1, last_seq, $3, $4, $5, $6 FROM adv
@@ -72,6 +80,33 @@ FROM (SELECT l.member_id, u.seq FROM unnest($1::text[], $2::bigint[]) AS u(membe
 WHERE m.member_id = v.member_id
 RETURNING m.member_id)sql";
 
+// The same fence for every append waiting on a worker, in one statement: one Bind/Execute and
+// one plan for N rows instead of N (PostgreSQL spent about 1.7x the CPU per append on N
+// pipelined statements, measured with pgbench). An existing member advances only from the
+// expected seq (excluded.last_seq is expected + 1); a new one only from 0 (a replica that
+// believes in history the log lacks is stale too). A key already in the log leaves its row out
+// (key_taken). Rows are sorted by member by the caller, so two replicas' batches lock members
+// rows in one order. Any error (a key logged concurrently, a deadlock) fails the statement
+// whole and the caller appends those rows one by one.
+constexpr const char* append_many_sql = R"sql(
+WITH v AS (
+  SELECT u.*, u.idem_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM member_log l WHERE l.member_id = u.member_id AND l.idem_key = u.idem_key) AS taken
+  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+    AS u(member_id, expected, idem_key, body_hash, txn, answer)),
+fresh AS (
+  SELECT * FROM v
+  WHERE NOT v.taken AND (v.expected = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.member_id = v.member_id))),
+adv AS (
+  INSERT INTO members AS m (member_id, last_seq) SELECT member_id, expected + 1 FROM fresh
+  ON CONFLICT (member_id) DO UPDATE SET last_seq = excluded.last_seq WHERE m.last_seq = excluded.last_seq - 1
+  RETURNING m.member_id, m.last_seq),
+ins AS (
+  INSERT INTO member_log (member_id, seq, idem_key, body_hash, txn, answer)
+  SELECT f.member_id, a.last_seq, f.idem_key, f.body_hash, f.txn, f.answer FROM adv a JOIN fresh f USING (member_id)
+  RETURNING member_id, seq)
+SELECT v.member_id, ins.seq, v.taken FROM v LEFT JOIN ins USING (member_id))sql";
+
 constexpr const char* head_sql = R"sql(
 SELECT m.last_seq, m.delivered_seq, l.seq, l.txn FROM members m
 LEFT JOIN member_log l ON l.member_id = m.member_id AND l.seq > m.delivered_seq
@@ -80,6 +115,7 @@ WHERE m.member_id = $1 ORDER BY l.seq)sql";
 std::vector<pg::statement> statements() {
     return {
         {"append", append_sql},
+        {"append_many", append_many_sql},
         {"head", head_sql},
         {"find_key", "SELECT body_hash, answer FROM member_log WHERE member_id = $1 AND idem_key = $2"},
         {"rows", "SELECT seq, txn FROM member_log WHERE member_id = $1 AND seq > $2::bigint AND seq <= $3::bigint ORDER BY seq"},
@@ -97,6 +133,45 @@ std::vector<pg::statement> statements() {
 
 // Built before the co_await: g++ 12 cannot keep an initializer list's array across a suspension.
 using params = std::vector<std::optional<std::string>>;
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A PostgreSQL array literal: text elements double-quoted with '"' and '\\' escaped, NULLs bare.
+// (libpq has no array encoder; the unnest() statements take their rows this way.)
+class pg_array {
+public:
+    void text(std::string_view v) {
+        separate();
+        out_ += '"';
+        for (char ch : v) {
+            if (ch == '"' || ch == '\\') out_ += '\\';
+            out_ += ch;
+        }
+        out_ += '"';
+    }
+    void text(const std::optional<std::string>& v) {
+        if (v) {
+            text(std::string_view(*v));
+        } else {
+            separate();
+            out_ += "NULL";
+        }
+    }
+    void number(std::uint64_t v) {
+        separate();
+        out_ += std::to_string(v);
+    }
+    std::string done() && {
+        out_ += '}';
+        return std::move(out_);
+    }
+
+private:
+    void separate() {
+        if (out_.size() > 1) out_ += ',';
+    }
+    std::string out_ = "{";
+};
 
 std::uint64_t to_u64(const std::optional<std::string>& s) {
     std::uint64_t v = 0;
@@ -126,6 +201,7 @@ pg_member_log::pg_member_log(worker_set workers, const std::string& url, logger&
         executors_.push_back(w.executor);
         conns_.push_back(std::make_unique<pg::connection>(w.executor, pg::connection_config{url}, statements(), &log_));
         conns_.back()->start();
+        queues_.push_back(std::make_unique<append_queue>());
     }
 }
 
@@ -138,9 +214,9 @@ void pg_member_log::stop() {
     for (std::size_t i = 0; i < conns_.size(); ++i) asio::post(executors_[i], [c = conns_[i].get()] { c->stop(); });
 }
 
-asio::awaitable<result<pg::rows>> pg_member_log::exec(const call_context& ctx, const char* stmt,
-                                                      std::vector<std::optional<std::string>> params, pg::kind k) {
-    auto r = co_await conn(ctx).exec(stmt, std::move(params), k, ctx.until);
+asio::awaitable<result<pg::rows>> pg_member_log::exec_on(std::size_t worker, deadline until, const char* stmt,
+                                                         params args, pg::kind k) {
+    auto r = co_await conns_[worker]->exec(stmt, std::move(args), k, until);
     if (!r) {
         failure f = std::move(r).error();
         if (f.code == errc::upstream_unavailable) {
@@ -170,13 +246,48 @@ asio::awaitable<result<member_head>> pg_member_log::head(const std::string& memb
     co_return h;
 }
 
+struct pg_member_log::pending_append {
+    pending_append(const asio::any_io_executor& ex, params a, deadline d) : timer(ex), args(std::move(a)), until(d) {
+        timer.expires_at(until.at());
+    }
+    const std::string& member() const { return *args[0]; }
+    void complete(result<append_result> r) {
+        outcome.emplace(std::move(r));
+        timer.cancel();
+    }
+    asio::steady_timer timer;  // expires at the caller's deadline; cancelled when the answer is in
+    params args;               // the single append's: member, expected, key, body hash, txn, answer
+    deadline until;
+    std::optional<result<append_result>> outcome;
+    bool abandoned = false;  // the caller stopped waiting: left out of a statement not yet sent
+};
+
 asio::awaitable<result<append_result>> pg_member_log::append(const std::string& member, const append_request& a,
                                                              const call_context& ctx) {
     std::optional<std::string> key;
     if (!a.idempotency_key.empty()) key = std::string(a.idempotency_key);
     params args{member, std::to_string(a.expected_seq), std::move(key), std::to_string(a.body_hash),
                 encode_transaction(*a.txn), std::string(a.answer)};
-    auto r = co_await exec(ctx, "append", std::move(args), pg::kind::write);
+    const std::size_t w = worker_of(ctx);
+    if (!conns_[w]->connected()) co_return co_await append_alone(w, ctx.until, std::move(args));  // fails fast
+    auto p = std::make_shared<pending_append>(executors_[w], std::move(args), ctx.until);
+    append_queue& q = *queues_[w];
+    q.waiting.push_back(p);
+    if (!q.flushing) {
+        q.flushing = true;
+        asio::co_spawn(executors_[w], flush_appends(this, w), asio::detached);
+    }
+    if (!p->outcome) {
+        auto [ec] = co_await p->timer.async_wait(nothrow);
+        (void)ec;
+    }
+    if (p->outcome) co_return std::move(*p->outcome);
+    p->abandoned = true;
+    co_return fail(errc::deadline_exceeded, "PostgreSQL did not answer before the deadline");
+}
+
+asio::awaitable<result<append_result>> pg_member_log::append_alone(std::size_t worker, deadline until, params args) {
+    auto r = co_await exec_on(worker, until, "append", std::move(args), pg::kind::write);
     if (!r) co_return std::move(r).error();
     if (r->sqlstate == "23505") {  // unique violation: the key is in the log already
         key_taken_.fetch_add(1, std::memory_order_relaxed);
@@ -189,6 +300,80 @@ asio::awaitable<result<append_result>> pg_member_log::append(const std::string& 
     }
     appended_.fetch_add(1, std::memory_order_relaxed);
     co_return append_result{append_result::kind::appended, to_u64(r->at(0, 0))};
+}
+
+asio::awaitable<void> pg_member_log::append_each_alone(pg_member_log* self, std::size_t worker,
+                                                       std::shared_ptr<pending_append> p) {
+    auto r = co_await self->append_alone(worker, p->until, p->args);
+    p->complete(std::move(r));
+}
+
+// Takes every append waiting on the worker, as one statement, until none waits: while one is in
+// flight the next batch forms, as the connection's group commit did for single statements.
+asio::awaitable<void> pg_member_log::flush_appends(pg_member_log* self, std::size_t worker) {
+    constexpr std::size_t max_rows = 512;
+    append_queue& q = *self->queues_[worker];
+    while (!q.waiting.empty()) {
+        std::vector<std::shared_ptr<pending_append>> batch;
+        const std::size_t n = std::min(max_rows, q.waiting.size());
+        batch.assign(q.waiting.begin(), q.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+        q.waiting.erase(q.waiting.begin(), q.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+        std::erase_if(batch, [](const auto& p) { return p->abandoned; });
+        if (batch.empty()) continue;
+        std::sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) { return a->member() < b->member(); });
+        // One member twice would be "ON CONFLICT DO UPDATE command cannot affect row a second time";
+        // a replica's member turns make it impossible, so this is only a guard.
+        const bool twice = std::adjacent_find(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
+                               return a->member() == b->member();
+                           }) != batch.end();
+        if (batch.size() == 1) {  // awaited: what arrives meanwhile is the next batch
+            co_await append_each_alone(self, worker, batch.front());
+            continue;
+        }
+        if (twice) {
+            for (auto& p : batch) asio::co_spawn(self->executors_[worker], append_each_alone(self, worker, p), asio::detached);
+            continue;
+        }
+        pg_array cols[6];
+        deadline until = batch.front()->until;
+        for (const auto& p : batch) {
+            for (std::size_t c = 0; c < 6; ++c) cols[c].text(p->args[c]);
+            if (p->until.at() > until.at()) until = p->until;
+        }
+        params args;
+        for (auto& c : cols) args.emplace_back(std::move(c).done());
+        auto r = co_await self->exec_on(worker, until, "append_many", std::move(args), pg::kind::write);
+        if (!r) {
+            for (auto& p : batch) p->complete(r.error());
+            continue;
+        }
+        if (!r->ok()) {  // a key logged meanwhile by another replica, a deadlock, ...: one by one
+            for (auto& p : batch) asio::co_spawn(self->executors_[worker], append_each_alone(self, worker, p), asio::detached);
+            continue;
+        }
+        std::unordered_map<std::string_view, std::size_t> row_of;
+        for (std::size_t i = 0; i < r->size(); ++i)
+            if (const auto& m = r->at(i, 0)) row_of.emplace(*m, i);
+        for (auto& p : batch) {
+            auto it = row_of.find(p->member());
+            if (it == row_of.end()) {
+                p->complete(fail(errc::internal, "the state store's batched append left out a row"));
+                continue;
+            }
+            const std::size_t i = it->second;
+            if (r->at(i, 2).value_or("f") == "t") {
+                self->key_taken_.fetch_add(1, std::memory_order_relaxed);
+                p->complete(append_result{append_result::kind::key_taken, 0});
+            } else if (r->at(i, 1)) {
+                self->appended_.fetch_add(1, std::memory_order_relaxed);
+                p->complete(append_result{append_result::kind::appended, to_u64(r->at(i, 1))});
+            } else {
+                self->stale_.fetch_add(1, std::memory_order_relaxed);
+                p->complete(append_result{append_result::kind::stale, 0});
+            }
+        }
+    }
+    q.flushing = false;
 }
 
 asio::awaitable<result<std::optional<logged_answer>>> pg_member_log::find_key(const std::string& member, std::string_view key,
@@ -228,29 +413,14 @@ asio::awaitable<result<std::monostate>> pg_member_log::delivered(const std::stri
     co_return std::monostate{};
 }
 
-namespace {
-// A PostgreSQL array literal of text: every element double-quoted, '"' and '\\' escaped.
-void append_array_element(std::string& out, std::string_view v) {
-    out += out.size() > 1 ? ",\"" : "\"";
-    for (char ch : v) {
-        if (ch == '"' || ch == '\\') out += '\\';
-        out += ch;
-    }
-    out += '"';
-}
-}  // namespace
-
 asio::awaitable<result<std::vector<std::string>>> pg_member_log::delivered_many(
     const std::vector<std::pair<std::string, std::uint64_t>>& marks, const call_context& ctx) {
-    std::string members = "{", seqs = "{";
+    pg_array members, seqs;
     for (const auto& [m, seq] : marks) {
-        append_array_element(members, m);
-        if (seqs.size() > 1) seqs += ',';
-        seqs += std::to_string(seq);
+        members.text(std::string_view(m));
+        seqs.number(seq);
     }
-    members += '}';
-    seqs += '}';
-    params args{std::move(members), std::move(seqs)};
+    params args{std::move(members).done(), std::move(seqs).done()};
     auto r = co_await exec(ctx, "delivered_many", std::move(args), pg::kind::alone);
     if (!r) co_return std::move(r).error();
     if (!r->ok()) co_return store_failure(*r);
@@ -310,9 +480,10 @@ void pg_member_log::write_metrics(std::string& out) const {
         commits += c->stats().commits;
         writes += c->stats().writes;
     }
-    write_metric_header(out, "offerd_state_commits_total", "counter", "Group commits of the state store's connections.");
+    write_metric_header(out, "offerd_state_commits_total", "counter",
+                        "Commits of the state store's connections (appended / commits = appends per commit).");
     write_sample(out, "offerd_state_commits_total", {}, static_cast<double>(commits));
-    write_metric_header(out, "offerd_state_writes_total", "counter", "Write statements committed (writes / commits = appends per commit).");
+    write_metric_header(out, "offerd_state_writes_total", "counter", "Write statements committed (the appends waiting on a worker are one statement).");
     write_sample(out, "offerd_state_writes_total", {}, static_cast<double>(writes));
     write_metric_header(out, "offerd_state_connected", "gauge", "1 while every worker's state store connection is up.");
     write_sample(out, "offerd_state_connected", {}, connected() ? 1.0 : 0.0);

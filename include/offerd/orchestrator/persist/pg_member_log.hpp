@@ -56,13 +56,28 @@ public:
     static constexpr int schema_version = 1;
 
 private:
-    pg::connection& conn(const call_context& ctx) { return *conns_.at(ctx.worker % conns_.size()); }
-    asio::awaitable<result<pg::rows>> exec(const call_context& ctx, const char* stmt,
-                                           std::vector<std::optional<std::string>> params, pg::kind k);
+    using params = std::vector<std::optional<std::string>>;
+    struct pending_append;  // one append waiting for its worker's next multi-row statement
+    struct append_queue {   // a worker's; used on that worker only
+        std::vector<std::shared_ptr<pending_append>> waiting;
+        bool flushing = false;  // a flush coroutine runs (it takes what waits, until none does)
+    };
+
+    std::size_t worker_of(const call_context& ctx) const { return ctx.worker % conns_.size(); }
+    asio::awaitable<result<pg::rows>> exec(const call_context& ctx, const char* stmt, params args, pg::kind k) {
+        return exec_on(worker_of(ctx), ctx.until, stmt, std::move(args), k);
+    }
+    asio::awaitable<result<pg::rows>> exec_on(std::size_t worker, deadline until, const char* stmt, params args,
+                                              pg::kind k);
+    asio::awaitable<result<append_result>> append_alone(std::size_t worker, deadline until, params args);
+    static asio::awaitable<void> flush_appends(pg_member_log* self, std::size_t worker);
+    static asio::awaitable<void> append_each_alone(pg_member_log* self, std::size_t worker,
+                                                   std::shared_ptr<pending_append> p);
 
     logger& log_;
     std::vector<std::unique_ptr<pg::connection>> conns_;
     std::vector<asio::any_io_executor> executors_;  // conns_[i] lives on executors_[i]
+    std::vector<std::unique_ptr<append_queue>> queues_;  // queues_[i] on executors_[i] too
     std::atomic<std::uint64_t> appended_{0}, stale_{0}, key_taken_{0};
 };
 
