@@ -7,7 +7,11 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <array>
+#include <memory>
+#include <optional>
+#include <stdexcept>
 #include <future>
 #include <set>
 #include <thread>
@@ -261,6 +265,61 @@ asio::awaitable<std::string> exec_text(pg::connection& c, std::string name, para
     auto r = co_await c.exec(name, std::move(p), pg::kind::read, deadline::after(20s));
     co_return r && r->ok() && r->size() > 0 ? r->at(0, 0).value_or("NULL") : std::string("(failed)");
 }
+
+// The member log on its own PostgreSQL with one worker, run on a thread of the test's own; more
+// connections on that worker with add() before start(). Members go in reverse: the thread is
+// joined before the connections and the log are destroyed.
+struct one_worker_log {
+    pg_server srv;
+    asio::io_context io;
+    logger log{log_config{"/dev/null", log_level::off}};
+    std::array<asio::io_context*, 1> loops{&io};
+    std::vector<worker_context> workers = make_workers(loops);
+    std::optional<pg_member_log> state;
+    std::vector<std::unique_ptr<pg::connection>> others;
+    struct runner {
+        explicit runner(asio::io_context& c) : io(c), work(c.get_executor()), t([this] { io.run(); }) {}
+        ~runner() {
+            work.reset();
+            io.stop();
+            t.join();
+        }
+        asio::io_context& io;
+        asio::executor_work_guard<asio::io_context::executor_type> work;
+        std::thread t;
+    };
+    std::optional<runner> run;
+    const call_context ctx{0, "test", deadline::after(60s), log, nullptr};
+
+    pg::connection& add(std::vector<pg::statement> statements) {
+        pg::connection_config cfg;
+        cfg.conninfo = srv.url();
+        others.push_back(std::make_unique<pg::connection>(io.get_executor(), cfg, std::move(statements)));
+        return *others.back();
+    }
+    // Everything connected; false (with a warning: Catch2 2.13 has no SKIP) without PostgreSQL.
+    bool start() {
+        if (!srv.available()) {
+            WARN(srv.why());
+            return false;
+        }
+        state.emplace(workers, srv.url(), log);
+        for (auto& c : others) c->start();
+        run.emplace(io);
+        auto all_up = [&] {
+            return state->connected() && std::all_of(others.begin(), others.end(), [](const auto& c) { return c->connected(); });
+        };
+        for (int i = 0; i < 500 && !all_up(); ++i) std::this_thread::sleep_for(10ms);
+        return all_up();
+    }
+    // Runs op on the worker and waits for its value.
+    template <class T>
+    T get(asio::awaitable<T> op) {
+        auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+        if (f.wait_for(30s) != std::future_status::ready) throw std::runtime_error("did not finish in time");
+        return f.get();
+    }
+};
 }  // namespace
 
 // Marks and appends run on different connections; a mark waiting behind an append's group
@@ -268,99 +327,45 @@ asio::awaitable<std::string> exec_text(pg::connection& c, std::string name, para
 // after deadlock_timeout (1 s of every request in flight stalled, measured at 64 connections).
 TEST_CASE("Batched delivery marks never wait for a member another transaction holds and leave it for the next flush",
           "[component][pg]") {
-    pg_server srv;
-    if (!srv.available()) {
-        WARN(srv.why());
-        return;
-    }
-    asio::io_context io;
-    logger log(log_config{"/dev/null", log_level::off});
-    std::array<asio::io_context*, 1> loops{&io};
-    const auto workers = make_workers(loops);
-    pg_member_log state(workers, srv.url(), log);
-    pg::connection_config cfg;
-    cfg.conninfo = srv.url();
+    one_worker_log f;
     // Holds HELD's members row for 3 s in its own transaction, as an append's group commit would.
-    pg::connection holder(io.get_executor(), cfg,
-                          {{"hold", "UPDATE members SET last_seq = last_seq WHERE member_id = $1 RETURNING pg_sleep(3)"}});
-    pg::connection probe(io.get_executor(), cfg,
-                         {{"sleeping", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"}});
-    holder.start();
-    probe.start();
-    struct runner {
-        asio::io_context& io;
-        asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-        std::thread t{[this] { io.run(); }};
-        ~runner() {
-            work.reset();
-            io.stop();
-            t.join();
-        }
-    } run{io};
-    auto get = [&](auto op) {
-        auto f = asio::co_spawn(io, std::move(op), asio::use_future);
-        REQUIRE(f.wait_for(30s) == std::future_status::ready);
-        return f.get();
-    };
-    for (int i = 0; i < 500 && !(state.connected() && holder.connected() && probe.connected()); ++i)
-        std::this_thread::sleep_for(10ms);
-    REQUIRE(state.connected());
-    const call_context ctx{0, "test", deadline::after(60s), log, nullptr};
+    pg::connection& holder =
+        f.add({{"hold", "UPDATE members SET last_seq = last_seq WHERE member_id = $1 RETURNING pg_sleep(3)"}});
+    pg::connection& probe = f.add({{"sleeping", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"}});
+    if (!f.start()) return;
+    pg_member_log& state = *f.state;
+    const call_context& ctx = f.ctx;
     const transaction t = decode_transaction(txn_body("HELD")).value();
-    REQUIRE(get(append_first(state, "HELD", t, ctx)) == 1);
-    REQUIRE(get(append_first(state, "FREE", t, ctx)) == 1);
+    REQUIRE(f.get(append_first(state, "HELD", t, ctx)) == 1);
+    REQUIRE(f.get(append_first(state, "FREE", t, ctx)) == 1);
 
-    auto held = asio::co_spawn(io, exec_text(holder, "hold", {std::string("HELD")}), asio::use_future);
+    auto held = asio::co_spawn(f.io, exec_text(holder, "hold", {std::string("HELD")}), asio::use_future);
     std::string sleeping;
-    for (int i = 0; i < 500 && (sleeping = get(exec_text(probe, "sleeping", {}))) != "1"; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 500 && (sleeping = f.get(exec_text(probe, "sleeping", {}))) != "1"; ++i) std::this_thread::sleep_for(10ms);
     REQUIRE(sleeping == "1");
 
-    const auto skipped = get(mark(state, marks{{"HELD", 1}, {"FREE", 1}}, ctx));
+    const auto skipped = f.get(mark(state, marks{{"HELD", 1}, {"FREE", 1}}, ctx));
     CHECK(skipped == std::vector<std::string>{"HELD"});
     CHECK(held.wait_for(0s) != std::future_status::ready);  // it did not wait for the holder
-    CHECK(get(delivered_of(state, "FREE", ctx)) == 1);
-    CHECK(get(delivered_of(state, "HELD", ctx)) == 0);
+    CHECK(f.get(delivered_of(state, "FREE", ctx)) == 1);
+    CHECK(f.get(delivered_of(state, "HELD", ctx)) == 0);
 
     REQUIRE(held.wait_for(30s) == std::future_status::ready);
-    CHECK(get(mark(state, marks{{"HELD", 1}}, ctx)).empty());
-    CHECK(get(delivered_of(state, "HELD", ctx)) == 1);
+    CHECK(f.get(mark(state, marks{{"HELD", 1}}, ctx)).empty());
+    CHECK(f.get(delivered_of(state, "HELD", ctx)) == 1);
 }
 
 // Appends waiting on one worker go as one multi-row statement; each row keeps the fence's
 // answer it would have had alone.
 TEST_CASE("Appends waiting on a worker share one statement and each gets its own outcome", "[component][pg]") {
-    pg_server srv;
-    if (!srv.available()) {
-        WARN(srv.why());
-        return;
-    }
-    asio::io_context io;
-    logger log(log_config{"/dev/null", log_level::off});
-    std::array<asio::io_context*, 1> loops{&io};
-    const auto workers = make_workers(loops);
-    pg_member_log state(workers, srv.url(), log);
-    struct runner {
-        asio::io_context& io;
-        asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-        std::thread t{[this] { io.run(); }};
-        ~runner() {
-            work.reset();
-            io.stop();
-            t.join();
-        }
-    } run{io};
-    for (int i = 0; i < 500 && !state.connected(); ++i) std::this_thread::sleep_for(10ms);
-    REQUIRE(state.connected());
-    const call_context ctx{0, "test", deadline::after(60s), log, nullptr};
+    one_worker_log f;
+    if (!f.start()) return;
+    pg_member_log& state = *f.state;
+    const call_context& ctx = f.ctx;
     const transaction t = decode_transaction(txn_body("OLD")).value();
-    auto get = [&](auto op) {
-        auto f = asio::co_spawn(io, std::move(op), asio::use_future);
-        REQUIRE(f.wait_for(30s) == std::future_status::ready);
-        return f.get();
-    };
     using k = append_result::kind;
-    REQUIRE(get(append_as(state, "OLD", 0, "key-1", t, ctx)) == std::pair{k::appended, std::uint64_t{1}});
-    REQUIRE(get(append_as(state, "OLD", 1, "", t, ctx)) == std::pair{k::appended, std::uint64_t{2}});
+    REQUIRE(f.get(append_as(state, "OLD", 0, "key-1", t, ctx)) == std::pair{k::appended, std::uint64_t{1}});
+    REQUIRE(f.get(append_as(state, "OLD", 1, "", t, ctx)) == std::pair{k::appended, std::uint64_t{2}});
 
     struct want {
         std::string member;
@@ -387,9 +392,9 @@ TEST_CASE("Appends waiting on a worker share one statement and each gets its own
         // behind it and share the next statement.
         std::vector<std::future<std::pair<k, std::uint64_t>>> futures(batch->size());
         std::promise<void> started;
-        asio::post(io, [&] {
+        asio::post(f.io, [&] {
             for (std::size_t i = 0; i < batch->size(); ++i)
-                futures[i] = asio::co_spawn(io, append_as(state, (*batch)[i].member, (*batch)[i].expected, (*batch)[i].key, t, ctx),
+                futures[i] = asio::co_spawn(f.io, append_as(state, (*batch)[i].member, (*batch)[i].expected, (*batch)[i].key, t, ctx),
                                             asio::use_future);
             started.set_value();
         });
