@@ -251,6 +251,17 @@ std::uint64_t commits_of(const pg_member_log& state) {
     return at == std::string::npos ? 0 : std::stoull(out.substr(at + name.size()));
 }
 
+asio::awaitable<std::vector<logged_transaction>> rows_of(pg_member_log& state, std::string member, std::uint64_t after,
+                                                       std::uint64_t up_to, call_context ctx) {
+    auto r = co_await state.rows(member, after, up_to, ctx);
+    co_return r ? std::move(*r) : std::vector<logged_transaction>{};
+}
+
+asio::awaitable<std::string> key_answer(pg_member_log& state, std::string member, std::string key, call_context ctx) {
+    auto r = co_await state.find_key(member, key, ctx);
+    co_return r && *r ? (*r)->body : std::string("(none)");
+}
+
 asio::awaitable<std::vector<std::string>> mark(pg_member_log& state, marks m, call_context ctx) {
     auto r = co_await state.delivered_many(m, ctx);
     co_return r ? std::move(*r) : std::vector<std::string>{"(failed)"};
@@ -297,7 +308,8 @@ struct one_worker_log {
         others.push_back(std::make_unique<pg::connection>(io.get_executor(), cfg, std::move(statements)));
         return *others.back();
     }
-    // Everything connected; false (with a warning: Catch2 2.13 has no SKIP) without PostgreSQL.
+    // Everything connected (it fails the test otherwise); false, with a warning (Catch2 2.13
+    // has no SKIP), only without PostgreSQL.
     bool start() {
         if (!srv.available()) {
             WARN(srv.why());
@@ -309,8 +321,9 @@ struct one_worker_log {
         auto all_up = [&] {
             return state->connected() && std::all_of(others.begin(), others.end(), [](const auto& c) { return c->connected(); });
         };
-        for (int i = 0; i < 500 && !all_up(); ++i) std::this_thread::sleep_for(10ms);
-        return all_up();
+        for (int i = 0; i < 3000 && !all_up(); ++i) std::this_thread::sleep_for(10ms);
+        REQUIRE(all_up());
+        return true;
     }
     // Runs op on the worker and waits for its value.
     template <class T>
@@ -328,10 +341,13 @@ struct one_worker_log {
 TEST_CASE("Batched delivery marks never wait for a member another transaction holds and leave it for the next flush",
           "[component][pg]") {
     one_worker_log f;
-    // Holds HELD's members row for 3 s in its own transaction, as an append's group commit would.
-    pg::connection& holder =
-        f.add({{"hold", "UPDATE members SET last_seq = last_seq WHERE member_id = $1 RETURNING pg_sleep(3)"}});
-    pg::connection& probe = f.add({{"sleeping", "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"}});
+    // The holder keeps HELD's members row locked in its transaction, as an append's group commit
+    // would, until the gate (a session advisory lock the test takes first) lets it finish.
+    pg::connection& holder = f.add(
+        {{"hold", "UPDATE members SET last_seq = last_seq WHERE member_id = $1 RETURNING pg_advisory_xact_lock(7301)"}});
+    pg::connection& gate = f.add({{"close", "SELECT pg_advisory_lock(7301)::text"},
+                                  {"open", "SELECT pg_advisory_unlock(7301)::text"},
+                                  {"held", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"}});
     if (!f.start()) return;
     pg_member_log& state = *f.state;
     const call_context& ctx = f.ctx;
@@ -339,10 +355,11 @@ TEST_CASE("Batched delivery marks never wait for a member another transaction ho
     REQUIRE(f.get(append_first(state, "HELD", t, ctx)) == 1);
     REQUIRE(f.get(append_first(state, "FREE", t, ctx)) == 1);
 
+    REQUIRE(f.get(exec_text(gate, "close", {})) == "");  // pg_advisory_lock returns void
     auto held = asio::co_spawn(f.io, exec_text(holder, "hold", {std::string("HELD")}), asio::use_future);
-    std::string sleeping;
-    for (int i = 0; i < 500 && (sleeping = f.get(exec_text(probe, "sleeping", {}))) != "1"; ++i) std::this_thread::sleep_for(10ms);
-    REQUIRE(sleeping == "1");
+    std::string waiting;  // the holder has the row and waits at the gate
+    for (int i = 0; i < 3000 && (waiting = f.get(exec_text(gate, "held", {}))) != "1"; ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(waiting == "1");
 
     const auto skipped = f.get(mark(state, marks{{"HELD", 1}, {"FREE", 1}}, ctx));
     CHECK(skipped == std::vector<std::string>{"HELD"});
@@ -350,6 +367,7 @@ TEST_CASE("Batched delivery marks never wait for a member another transaction ho
     CHECK(f.get(delivered_of(state, "FREE", ctx)) == 1);
     CHECK(f.get(delivered_of(state, "HELD", ctx)) == 0);
 
+    REQUIRE(f.get(exec_text(gate, "open", {})) == "true");
     REQUIRE(held.wait_for(30s) == std::future_status::ready);
     CHECK(f.get(mark(state, marks{{"HELD", 1}}, ctx)).empty());
     CHECK(f.get(delivered_of(state, "HELD", ctx)) == 1);
@@ -373,23 +391,28 @@ TEST_CASE("Appends waiting on a worker share one statement and each gets its own
         std::string key;
         std::pair<k, std::uint64_t> outcome;
     };
+    // Each batch starts with a leader of its own: it goes at once, alone (the plain statement);
+    // the rest wait behind it and share the next, multi-row, statement.
     const std::vector<want> rows{
+        {"LEAD1", 0, "", {k::appended, 1}},
         {"OLD", 2, "", {k::appended, 3}},          // from the seq the log holds
         {"NEW", 0, "key-1", {k::appended, 1}},     // a key is per member
         {"STALE", 0, "", {k::appended, 1}},
         {"AHEAD", 4, "", {k::stale, 0}},           // history the log lacks
-        {"OLD2", 0, "", {k::appended, 1}},
+        {"BEHIND", 0, "", {k::appended, 1}},
     };
-    // OLD2 then STALE again, over a seq behind the log's, and OLD's logged key: stale, key_taken.
     const std::vector<want> second{
-        {"STALE", 0, "", {k::stale, 0}},
-        {"OLD", 3, "key-1", {k::key_taken, 0}},
-        {"OLD2", 1, "key-2", {k::appended, 2}},
+        {"LEAD2", 0, "", {k::appended, 1}},
+        {"STALE", 0, "", {k::stale, 0}},           // behind the log's seq (1)
+        {"OLD", 5, "", {k::stale, 0}},             // ahead of it (3)
+        {"OLD2", 0, "", {k::appended, 1}},
+        {"NEW", 1, "key-1", {k::key_taken, 0}},    // NEW's logged key
+        {"BEHIND", 1, "key-2", {k::appended, 2}},
     };
     for (const auto* batch : {&rows, &second}) {
         const std::uint64_t commits_before = commits_of(state);
-        // Started in one handler on the worker: the first goes at once, alone; the others wait
-        // behind it and share the next statement.
+        // Started in one handler on the worker: co_spawn runs each up to its first suspension
+        // at once (Boost 1.80 and later), so the leader's flush starts before the others queue.
         std::vector<std::future<std::pair<k, std::uint64_t>>> futures(batch->size());
         std::promise<void> started;
         asio::post(f.io, [&] {
@@ -404,6 +427,13 @@ TEST_CASE("Appends waiting on a worker share one statement and each gets its own
             INFO((*batch)[i].member);
             CHECK(futures[i].get() == (*batch)[i].outcome);
         }
-        CHECK(commits_of(state) == commits_before + 2);  // the first's, then the others' together
+        CHECK(commits_of(state) == commits_before + 2);  // the leader's, then the others' together
     }
+    // What the batched statement logged reads back as sent (its array encoding included).
+    const auto logged = f.get(rows_of(state, "OLD", 2, 3, ctx));
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].seq == 3);
+    CHECK(encode_transaction(logged[0].txn) == encode_transaction(t));
+    const auto answer = f.get(key_answer(state, "NEW", "key-1", ctx));
+    CHECK(answer == "{}");
 }

@@ -269,7 +269,7 @@ asio::awaitable<result<append_result>> pg_member_log::append(const std::string& 
     params args{member, std::to_string(a.expected_seq), std::move(key), std::to_string(a.body_hash),
                 encode_transaction(*a.txn), std::string(a.answer)};
     const std::size_t w = worker_of(ctx);
-    if (!conns_[w]->connected()) co_return co_await append_alone(w, ctx.until, std::move(args));  // fails fast
+    if (!conns_[w]->connected()) co_return co_await append_alone(w, ctx.until, std::move(args), pg::kind::write);  // fails fast
     auto p = std::make_shared<pending_append>(executors_[w], std::move(args), ctx.until);
     append_queue& q = *queues_[w];
     q.waiting.push_back(p);
@@ -286,8 +286,9 @@ asio::awaitable<result<append_result>> pg_member_log::append(const std::string& 
     co_return fail(errc::deadline_exceeded, "PostgreSQL did not answer before the deadline");
 }
 
-asio::awaitable<result<append_result>> pg_member_log::append_alone(std::size_t worker, deadline until, params args) {
-    auto r = co_await exec_on(worker, until, "append", std::move(args), pg::kind::write);
+asio::awaitable<result<append_result>> pg_member_log::append_alone(std::size_t worker, deadline until, params args,
+                                                                   pg::kind k) {
+    auto r = co_await exec_on(worker, until, "append", std::move(args), k);
     if (!r) co_return std::move(r).error();
     if (r->sqlstate == "23505") {  // unique violation: the key is in the log already
         key_taken_.fetch_add(1, std::memory_order_relaxed);
@@ -302,9 +303,11 @@ asio::awaitable<result<append_result>> pg_member_log::append_alone(std::size_t w
     co_return append_result{append_result::kind::appended, to_u64(r->at(0, 0))};
 }
 
+// Each in a transaction of its own (kind::alone): one members row each, so they cannot deadlock
+// with each other or with the next batch, and a refused one (a key taken) takes nothing with it.
 asio::awaitable<void> pg_member_log::append_each_alone(pg_member_log* self, std::size_t worker,
                                                        std::shared_ptr<pending_append> p) {
-    auto r = co_await self->append_alone(worker, p->until, p->args);
+    auto r = co_await self->append_alone(worker, p->until, p->args, pg::kind::alone);
     p->complete(std::move(r));
 }
 
@@ -313,6 +316,11 @@ asio::awaitable<void> pg_member_log::append_each_alone(pg_member_log* self, std:
 asio::awaitable<void> pg_member_log::flush_appends(pg_member_log* self, std::size_t worker) {
     constexpr std::size_t max_rows = 512;
     append_queue& q = *self->queues_[worker];
+    // Also when the frame is destroyed with the io_context: the next append starts a new flush.
+    struct done_guard {
+        append_queue& q;
+        ~done_guard() { q.flushing = false; }
+    } done{q};
     while (!q.waiting.empty()) {
         std::vector<std::shared_ptr<pending_append>> batch;
         const std::size_t n = std::min(max_rows, q.waiting.size());
@@ -320,60 +328,69 @@ asio::awaitable<void> pg_member_log::flush_appends(pg_member_log* self, std::siz
         q.waiting.erase(q.waiting.begin(), q.waiting.begin() + static_cast<std::ptrdiff_t>(n));
         std::erase_if(batch, [](const auto& p) { return p->abandoned; });
         if (batch.empty()) continue;
-        std::sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) { return a->member() < b->member(); });
-        // One member twice would be "ON CONFLICT DO UPDATE command cannot affect row a second time";
-        // a replica's member turns make it impossible, so this is only a guard.
-        const bool twice = std::adjacent_find(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
-                               return a->member() == b->member();
-                           }) != batch.end();
-        if (batch.size() == 1) {  // awaited: what arrives meanwhile is the next batch
-            co_await append_each_alone(self, worker, batch.front());
-            continue;
-        }
-        if (twice) {
-            for (auto& p : batch) asio::co_spawn(self->executors_[worker], append_each_alone(self, worker, p), asio::detached);
-            continue;
-        }
-        pg_array cols[6];
-        deadline until = batch.front()->until;
-        for (const auto& p : batch) {
-            for (std::size_t c = 0; c < 6; ++c) cols[c].text(p->args[c]);
-            if (p->until.at() > until.at()) until = p->until;
-        }
-        params args;
-        for (auto& c : cols) args.emplace_back(std::move(c).done());
-        auto r = co_await self->exec_on(worker, until, "append_many", std::move(args), pg::kind::write);
-        if (!r) {
-            for (auto& p : batch) p->complete(r.error());
-            continue;
-        }
-        if (!r->ok()) {  // a key logged meanwhile by another replica, a deadlock, ...: one by one
-            for (auto& p : batch) asio::co_spawn(self->executors_[worker], append_each_alone(self, worker, p), asio::detached);
-            continue;
-        }
-        std::unordered_map<std::string_view, std::size_t> row_of;
-        for (std::size_t i = 0; i < r->size(); ++i)
-            if (const auto& m = r->at(i, 0)) row_of.emplace(*m, i);
-        for (auto& p : batch) {
-            auto it = row_of.find(p->member());
-            if (it == row_of.end()) {
-                p->complete(fail(errc::internal, "the state store's batched append left out a row"));
-                continue;
-            }
-            const std::size_t i = it->second;
-            if (r->at(i, 2).value_or("f") == "t") {
-                self->key_taken_.fetch_add(1, std::memory_order_relaxed);
-                p->complete(append_result{append_result::kind::key_taken, 0});
-            } else if (r->at(i, 1)) {
-                self->appended_.fetch_add(1, std::memory_order_relaxed);
-                p->complete(append_result{append_result::kind::appended, to_u64(r->at(i, 1))});
-            } else {
-                self->stale_.fetch_add(1, std::memory_order_relaxed);
-                p->complete(append_result{append_result::kind::stale, 0});
-            }
+        try {
+            co_await self->append_batch(worker, batch);
+        } catch (const std::exception& e) {  // bad_alloc and the like: these fail, the flush goes on
+            for (auto& p : batch)
+                if (!p->outcome) p->complete(fail(errc::internal, std::string("the batched append failed: ") + e.what()));
         }
     }
-    q.flushing = false;
+}
+
+asio::awaitable<void> pg_member_log::append_batch(std::size_t worker, std::vector<std::shared_ptr<pending_append>>& batch) {
+    if (batch.size() == 1) {  // the plain statement; awaited: what arrives meanwhile is the next batch
+        auto r = co_await append_alone(worker, batch.front()->until, batch.front()->args, pg::kind::write);
+        batch.front()->complete(std::move(r));
+        co_return;
+    }
+    std::sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) { return a->member() < b->member(); });
+    // One member twice would be "ON CONFLICT DO UPDATE command cannot affect row a second time";
+    // a replica's member turns make it impossible, so this is only a guard.
+    const bool twice = std::adjacent_find(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
+                           return a->member() == b->member();
+                       }) != batch.end();
+    if (twice) {
+        for (auto& p : batch) asio::co_spawn(executors_[worker], append_each_alone(this, worker, p), asio::detached);
+        co_return;
+    }
+    pg_array cols[6];
+    deadline until = batch.front()->until;
+    for (const auto& p : batch) {
+        for (std::size_t c = 0; c < 6; ++c) cols[c].text(p->args[c]);
+        if (p->until.at() > until.at()) until = p->until;
+    }
+    params args;
+    for (auto& c : cols) args.emplace_back(std::move(c).done());
+    auto r = co_await exec_on(worker, until, "append_many", std::move(args), pg::kind::write);
+    if (!r) {
+        for (auto& p : batch) p->complete(r.error());
+        co_return;
+    }
+    if (!r->ok()) {  // a key logged meanwhile by another replica, a deadlock, ...: one by one
+        for (auto& p : batch) asio::co_spawn(executors_[worker], append_each_alone(this, worker, p), asio::detached);
+        co_return;
+    }
+    std::unordered_map<std::string_view, std::size_t> row_of;
+    for (std::size_t i = 0; i < r->size(); ++i)
+        if (const auto& m = r->at(i, 0)) row_of.emplace(*m, i);
+    for (auto& p : batch) {
+        auto it = row_of.find(p->member());
+        if (it == row_of.end()) {
+            p->complete(fail(errc::internal, "the state store's batched append left out a row"));
+            continue;
+        }
+        const std::size_t i = it->second;
+        if (r->at(i, 2).value_or("f") == "t") {
+            key_taken_.fetch_add(1, std::memory_order_relaxed);
+            p->complete(append_result{append_result::kind::key_taken, 0});
+        } else if (r->at(i, 1)) {
+            appended_.fetch_add(1, std::memory_order_relaxed);
+            p->complete(append_result{append_result::kind::appended, to_u64(r->at(i, 1))});
+        } else {
+            stale_.fetch_add(1, std::memory_order_relaxed);
+            p->complete(append_result{append_result::kind::stale, 0});
+        }
+    }
 }
 
 asio::awaitable<result<std::optional<logged_answer>>> pg_member_log::find_key(const std::string& member, std::string_view key,

@@ -69,8 +69,9 @@ private:
     }
     asio::awaitable<result<pg::rows>> exec_on(std::size_t worker, deadline until, const char* stmt, params args,
                                               pg::kind k);
-    asio::awaitable<result<append_result>> append_alone(std::size_t worker, deadline until, params args);
+    asio::awaitable<result<append_result>> append_alone(std::size_t worker, deadline until, params args, pg::kind k);
     static asio::awaitable<void> flush_appends(pg_member_log* self, std::size_t worker);
+    asio::awaitable<void> append_batch(std::size_t worker, std::vector<std::shared_ptr<pending_append>>& batch);
     static asio::awaitable<void> append_each_alone(pg_member_log* self, std::size_t worker,
                                                    std::shared_ptr<pending_append> p);
 
