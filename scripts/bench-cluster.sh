@@ -47,14 +47,28 @@ metric_sum() {  # name ports...
 }
 
 "$BIN" generate --rows 20000 --seed 7 --malformed-share 0 -o "$WORK/bench.csv"
-printf '%-42s %9s %8s %8s %8s %8s %9s\n' setup req/s p50_ms p99_ms errors cpu_us appends/commit
-run() {  # name conns url pids... (PIDS_CMD evaluated before and after)
+printf '%-42s %9s %8s %8s %8s %8s %8s %8s %8s %9s\n' setup req/s p50_ms p99_ms errors cpu_us orch_us pg_us hap_us appends/commit
+# CPU µs per offer of a group of processes (and their children) from ticks before/after; "-" for none.
+per_offer() {  # ticks0 ticks1 offers
+  [ "$1" = - ] && { echo -; return; }
+  awk -v t=$(($2 - $1)) -v hz="$HZ" -v n="$3" 'BEGIN { printf "%.0f", n ? t / hz * 1e6 / n : 0 }'
+}
+group_ticks() {  # pids... (none: -)
+  if [ $# -eq 0 ]; then echo -; else ticks "$@"; fi
+}
+# ORCH_PIDS, PG_PIDS, HAP_PIDS (space-separated) split cpu_us into the orchestrator processes
+# (for the one-process rows: the process with every role), PostgreSQL and HAProxy.
+run() {  # name conns url pids...
   local name=$1 conns=$2 url=$3
   shift 3
-  local c0 c1 out rps total p50 p99 non2xx sockerr
+  local c0 c1 out rps total p50 p99 non2xx sockerr o0 o1 g0 g1 h0 h1
+  # shellcheck disable=SC2086
+  { o0=$(group_ticks ${ORCH_PIDS:-}); g0=$(group_ticks ${PG_PIDS:-}); h0=$(group_ticks ${HAP_PIDS:-}); }
   c0=$(ticks "$@")
   out=$(BENCH_CSV="$WORK/bench.csv" wrk -t2 -c"$conns" -d"${DUR}s" --latency -s scripts/offers.lua "$url/member/offer" 2>&1)
   c1=$(ticks "$@")
+  # shellcheck disable=SC2086
+  { o1=$(group_ticks ${ORCH_PIDS:-}); g1=$(group_ticks ${PG_PIDS:-}); h1=$(group_ticks ${HAP_PIDS:-}); }
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   total=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
@@ -68,7 +82,8 @@ run() {  # name conns url pids... (PIDS_CMD evaluated before and after)
     apc=$(awk -v w="$(metric_sum 'offerd_state_appends_total{outcome="appended"}' $REPLICA_PORTS)" -v c="$(metric_sum offerd_state_commits_total $REPLICA_PORTS)" \
       'BEGIN { printf "%.1f", c ? w / c : 0 }')
   fi
-  printf '%-42s %9.0f %8s %8s %8s %8s %9s\n' "$name" "$rps" "$p50" "$p99" "$((${non2xx:-0} + ${sockerr:-0}))" "$cpu" "$apc"
+  printf '%-42s %9.0f %8s %8s %8s %8s %8s %8s %8s %9s\n' "$name" "$rps" "$p50" "$p99" "$((${non2xx:-0} + ${sockerr:-0}))" "$cpu" \
+    "$(per_offer "$o0" "$o1" "$total")" "$(per_offer "$g0" "$g1" "$total")" "$(per_offer "$h0" "$h1" "$total")" "$apc"
 }
 
 # 1. embedded: every role in one process, memory only.
@@ -77,7 +92,7 @@ for c in 8 64; do
     --offer-engine-port $((BASE + 3)) --log-file "$WORK/embedded.log" --throughput-interval-ms 0 >/dev/null &
   pid=$!
   for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$BASE/health" && break; sleep 0.05; done
-  run "embedded, one process c$c" "$c" "http://127.0.0.1:$BASE" "$pid"
+  ORCH_PIDS=$pid run "embedded, one process c$c" "$c" "http://127.0.0.1:$BASE" "$pid"
   kill -TERM "$pid"; wait "$pid" || true; pid=""
 done
 
@@ -89,7 +104,8 @@ for c in 8 64; do
     --offer-engine-port $((BASE + 3)) --state-url "$PGURL" --log-file "$WORK/pg-$c.log" --throughput-interval-ms 0 >/dev/null &
   pid=$!
   for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$BASE/ready" && break; sleep 0.05; done
-  REPLICA_PORTS=$BASE run "1 replica on PostgreSQL, in-process c$c" "$c" "http://127.0.0.1:$BASE" "$pid" "$(cat "$WORK/pg-$c/offerd-pg.pid")"
+  pgpid=$(cat "$WORK/pg-$c/offerd-pg.pid")
+  REPLICA_PORTS=$BASE ORCH_PIDS=$pid PG_PIDS=$pgpid run "1 replica on PostgreSQL, in-process c$c" "$c" "http://127.0.0.1:$BASE" "$pid" "$pgpid"
   kill -TERM "$pid"; wait "$pid" || true; pid=""
   scripts/pg.sh stop "$WORK/pg-$c" >/dev/null
 done
@@ -100,6 +116,10 @@ for replicas in 1 3; do
     CLUSTER_DIR=$WORK/cluster scripts/cluster.sh up --replicas "$replicas" --port $((BASE + 100)) >/dev/null 2>"$WORK/cluster.err" ||
       { cat "$WORK/cluster.err" >&2; exit 1; }
     pids=$(cat "$WORK"/cluster/*.pid "$WORK/cluster/pg/offerd-pg.pid" 2>/dev/null | tr '\n' ' ')
+    export ORCH_PIDS PG_PIDS HAP_PIDS
+    ORCH_PIDS=$(cat "$WORK"/cluster/replica-*.pid | tr '\n' ' ')
+    PG_PIDS=$(cat "$WORK/cluster/pg/offerd-pg.pid")
+    HAP_PIDS=$(cat "$WORK/cluster/haproxy.pid" 2>/dev/null || true)
     ports=""
     for ((k = 1; k <= replicas; k++)); do ports="$ports $((BASE + 110 + k))"; done
     if [ "$replicas" -eq 1 ]; then
@@ -112,4 +132,6 @@ for replicas in 1 3; do
     CLUSTER_DIR=$WORK/cluster scripts/cluster.sh down >/dev/null 2>&1
   done
 done
-echo "(cpu_us: CPU time of every process of the set-up per offer, wrk excluded; 2 cores shared by all of them and wrk)"
+echo "(cpu_us: CPU time of every process of the set-up per offer, wrk excluded; 2 cores shared by all of them and wrk."
+echo " orch_us: of the orchestrator processes (one-process rows: the process with every role); pg_us: PostgreSQL's;"
+echo " hap_us: HAProxy's (the 1-replica rows go to the replica directly)"
