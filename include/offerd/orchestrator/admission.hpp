@@ -43,9 +43,9 @@ struct admission_config {
     // requests waiting for their turn is answered 429 at once: a hot member's queue holds slots
     // that only wait, and its last request would wait for all of them. A turn under overload
     // lasts as long as a whole request (every hop waits in the loaded event loops), so the bound
-    // is the tail: measured on 2 cores at 1024 connections, the admitted p99 was 66 ms with 8
-    // (the hottest member's requests were 440 of the slowest 475), 41 ms with 2 and 26 ms with
-    // 1, at the same goodput. Unbounded otherwise, so a burst of one member's requests the
+    // is the tail: measured on 2 cores at 1024 connections (README, Overload), the admitted p99
+    // was 59 ms with 8 (the hottest member's requests were 440 of the slowest 475), 41 ms with 2
+    // and 27 ms with 1, first second left out, at the same goodput. Unbounded otherwise, so a burst of one member's requests the
     // process can serve is served in order.
     std::size_t member_waiting_when_shedding = 1;
 };
