@@ -214,6 +214,7 @@ asio::awaitable<void> write_path::drain_loop_clustered(write_path* self, std::sh
         co_await self->flush_marks(ctx);
         const auto now = std::chrono::steady_clock::now();
         if (!sweep_found && last_sweep && now - *last_sweep < sweep_every) {
+            if (st->stopped) break;  // stopped during the flush: its timer cancel came before this wait
             backoff = std::max(cfg.retry_min, mark_every);
             st->timer.expires_after(backoff);
             co_await st->timer.async_wait(nothrow);
