@@ -593,6 +593,13 @@ struct connection::impl : std::enable_shared_from_this<connection::impl> {
             co_return false;
         }
         conn_params p = std::move(parsed.value());
+        if (!self->cfg_.options.empty()) {
+            if (std::string* o = p.find("options")) *o = self->cfg_.options + " " + *o;
+            else {
+                p.keys.emplace_back("options");
+                p.values.push_back(self->cfg_.options);
+            }
+        }
         {
             const std::string* h = p.find("host");
             const std::string* port = p.find("port");

@@ -63,6 +63,9 @@ struct connection_config {
     std::chrono::milliseconds reconnect_min{100};  // backoff between attempts after a loss ...
     std::chrono::milliseconds reconnect_max{2'000};  // ... doubling up to this
     std::size_t max_batch = 128;  // writes per group commit at most
+    // Server settings for every session, in libpq's `options` form ("-c name=value ..."). The
+    // connection string's own options come after them, so a user's setting wins.
+    std::string options{};
 };
 
 // Counters for metrics and the benchmark (statements per commit = writes / commits).
