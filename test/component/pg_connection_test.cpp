@@ -384,3 +384,32 @@ TEST_CASE("Connections on two io_contexts work side by side", "[component][pg]")
     CHECK(io2.get(run(&b2, "count", {}, pg::kind::read)).cell() == "200");
     CHECK(io1.get(run(&a2, "get", {"120"}, pg::kind::read)).cell(0, 1) == "v120");
 }
+
+// The member log plans with sequential scans off through these options; a setting the user's
+// URL gives itself must still win, and the URL's other options must survive the merge.
+TEST_CASE("A connection's session options reach the server, and the URL's own options win", "[component][pg]") {
+    offerd::test::pg_server srv;
+    SKIP_WITHOUT_POSTGRESQL(srv);
+    const std::vector<pg::statement> show{
+        {"settings", "SELECT current_setting('enable_seqscan') || ' ' || current_setting('work_mem') || ' ' || "
+                     "current_setting('lock_timeout')"}};
+    const auto settings_with = [&](const std::string& url) {
+        asio::io_context ctx;
+        pg::connection_config cfg = config_for(url);
+        cfg.options = "-c enable_seqscan=off -c work_mem=5MB";
+        pg::connection c(ctx.get_executor(), std::move(cfg), show);
+        c.start();
+        io_thread io(ctx);
+        REQUIRE(io.get(connected(&c)));
+        const auto got = io.get(run(&c, "settings", {}, pg::kind::read));
+        REQUIRE(got.accepted());
+        std::string line = got.cell();
+        io.get([](pg::connection* conn) -> asio::awaitable<int> {
+            conn->stop();
+            co_return 0;
+        }(&c));
+        return line;
+    };
+    CHECK(settings_with(srv.url()) == "off 5MB 0");
+    CHECK(settings_with(srv.url() + "?options=-c%20enable_seqscan%3Don%20-c%20lock_timeout%3D7s") == "on 5MB 7s");
+}
