@@ -157,7 +157,7 @@ asio::awaitable<response> offer_handler::operator()(request_context& ctx) {
     auto parsed = decode_transaction(ctx.req.body());
     if (!parsed) co_return reject(std::move(parsed).error());
     offer_input in{std::move(parsed).value(), {}, 0};
-    if (admission_.shedding(started)) in.max_member_waiting = cfg_.admission.member_waiting_when_shedding;
+    if (admission_.congested(started)) in.max_member_waiting = cfg_.admission.member_waiting_when_congested;
     if (auto it = ctx.req.find("Idempotency-Key"); it != ctx.req.end()) {
         in.idempotency_key = it->value();
         if (in.idempotency_key.empty() || in.idempotency_key.size() > 255)

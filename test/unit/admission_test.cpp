@@ -169,6 +169,23 @@ TEST_CASE("admission: while it refuses, a connection answered 503 last time gets
     CHECK(a.try_acquire(true));
 }
 
+TEST_CASE("admission: congested while shedding or with three quarters of the limit in flight, not below", "[unit][admission]") {
+    const auto t = clk::now();
+    adaptive_limit a(cfg(16), 1, t);
+    CHECK(hold(a, 11) == 11);
+    CHECK_FALSE(a.congested(t));  // 11 of 16: a member's burst may queue
+    CHECK(a.try_acquire());
+    CHECK(a.congested(t));  // 12 of 16, no refusal yet
+    a.release();
+    a.release();
+    CHECK_FALSE(a.congested(t));
+    CHECK(hold(a, 10) == 6);  // up to the limit, then one refused
+    for (int i = 0; i < 16; ++i) a.release();
+    CHECK(a.in_flight() == 0);
+    CHECK(a.congested(t + 10ms));               // nothing in flight, but it refused within the second
+    CHECK_FALSE(a.congested(clk::now() + 2s));  // and not once that second is over
+}
+
 TEST_CASE("admission: by default a lagging machine keeps 128 admitted, and a cap below the floor is the limit", "[unit][admission]") {
     auto t = clk::now();
     admission_config lagging;  // the defaults: a 1 ms target, a floor of 128

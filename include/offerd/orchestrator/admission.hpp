@@ -39,15 +39,17 @@ struct admission_config {
     // 1 ms kept 0.91 with 55 ms; 0.5 ms met 20 ms but kept only 0.66 (a smaller limit sheds more).
     std::chrono::microseconds target{1'000};
     std::chrono::milliseconds interval{100};      // the window the minimum delay is taken over
-    // While shedding (a refusal in the last second), a request whose member already has this many
-    // requests waiting for their turn is answered 429 at once: a hot member's queue holds slots
-    // that only wait, and its last request would wait for all of them. A turn under overload
+    // While congested (see adaptive_limit::congested), a request whose member already has this
+    // many requests waiting for their turn is answered 429 at once: a hot member's queue holds
+    // slots that only wait, and its last request would wait for all of them. A turn under load
     // lasts as long as a whole request (every hop waits in the loaded event loops), so the bound
     // is the tail: measured on 2 cores at 1024 connections (README, Overload), the admitted p99
     // was 59 ms with 8 (the hottest member's requests were 440 of the slowest 475), 41 ms with 2
-    // and 27 ms with 1, first second left out, at the same goodput. Unbounded otherwise, so a burst of one member's requests the
-    // process can serve is served in order.
-    std::size_t member_waiting_when_shedding = 1;
+    // and 27 ms with 1, first second left out, at the same goodput. Bounded only while shedding,
+    // a process fast enough not to shed at 256 connections let the benchmark's hottest member
+    // (1.5 % of the rows) queue behind itself: p99 589-700 ms. Unbounded otherwise, so a burst of
+    // one member's requests the process can serve is served in order.
+    std::size_t member_waiting_when_congested = 1;
 };
 
 class adaptive_limit {
@@ -80,6 +82,11 @@ public:
     bool shedding(clock::time_point now = clock::now()) const noexcept {
         return now.time_since_epoch().count() - last_refusal_.load(std::memory_order_relaxed) <
                std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1)).count();
+    }
+    // Shedding, or three quarters of the limit in flight: the load a member's queue must not
+    // grow in. Below that the process serves what it admits quickly enough to queue a burst.
+    bool congested(clock::time_point now = clock::now()) const noexcept {
+        return shedding(now) || in_flight() * 4 >= limit() * 3;
     }
 
 private:
