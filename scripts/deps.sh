@@ -8,7 +8,7 @@
 set -euo pipefail
 
 groups=("build tools|g++ cmake ninja-build ccache"
-        "Boost 1.81, OpenSSL and libpq|libboost1.81-dev libboost-json1.81-dev libboost-log1.81-dev libboost-program-options1.81-dev libboost-url1.81-dev libssl-dev libpq-dev"
+        "Boost 1.81, OpenSSL, libpq and tcmalloc|libboost1.81-dev libboost-json1.81-dev libboost-log1.81-dev libboost-program-options1.81-dev libboost-url1.81-dev libssl-dev libpq-dev libgoogle-perftools-dev"
         "test framework|catch2"
         "tools the README uses|curl jq openssl")
 [ $# -eq 0 ] || groups+=("test tools|$*")

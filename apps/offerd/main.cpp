@@ -223,7 +223,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return generate(args);
     if (command == "--version" || command == "version") {
         const auto& b = offerd::this_build();
-        std::cout << "offerd " << b.version << "\nrevision: " << b.revision << "\ncompiler: " << b.compiler << "\nBoost: " << b.boost << '\n';
+        std::cout << "offerd " << b.version << "\nrevision: " << b.revision << "\ncompiler: " << b.compiler << "\nBoost: " << b.boost << "\nmalloc: " << b.malloc << '\n';
         return 0;
     }
     if (command == "help" || command == "--help" || command == "-h") {

@@ -218,7 +218,7 @@ TEST_CASE("Ctrl-C during a stream prints the summary of the rows sent so far and
     std::remove(csv.c_str());
 }
 
-TEST_CASE("offerd --version prints version, git revision, compiler and Boost, the labels of offerd_build_info", "[e2e]") {
+TEST_CASE("offerd --version prints version, git revision, compiler, Boost and allocator, the labels of offerd_build_info", "[e2e]") {
     auto v = run_process({binary, "--version"}, std::chrono::seconds(10));
     REQUIRE(v.exit_code == 0);
     std::map<std::string, std::string> fields;
@@ -231,10 +231,12 @@ TEST_CASE("offerd --version prints version, git revision, compiler and Boost, th
         REQUIRE(colon != std::string::npos);
         fields[line.substr(0, colon)] = line.substr(colon + 2);
     }
-    CHECK(fields.size() == 3);
+    CHECK(fields.size() == 4);
     CHECK_FALSE(fields["revision"].empty());
     CHECK_FALSE(fields["compiler"].empty());
     CHECK(fields["Boost"].starts_with("1."));
+    // The release build links tcmalloc (CMake's OFFERD_MALLOC); sanitizer builds keep their own.
+    CHECK(fields["malloc"] == (OFFERD_TEST_EXPECTS_TCMALLOC ? "tcmalloc" : "system"));
 
     child_process server({binary, "--role", "prediction", "--prediction-port", "0", "--log-level", "off"});
     auto line = server.read_line(std::chrono::seconds(10));
@@ -243,7 +245,8 @@ TEST_CASE("offerd --version prints version, git revision, compiler and Boost, th
     const auto metrics = get(port, "/metrics");
     REQUIRE(metrics.status == 200);
     const std::string expected = "offerd_build_info{version=\"" + first.substr(7) + "\",revision=\"" + fields["revision"] +
-                                 "\",compiler=\"" + fields["compiler"] + "\",boost=\"" + fields["Boost"] + "\"} 1";
+                                 "\",compiler=\"" + fields["compiler"] + "\",boost=\"" + fields["Boost"] +
+                                 "\",malloc=\"" + fields["malloc"] + "\"} 1";
     CHECK(metrics.body.find(expected) != std::string::npos);
     CHECK(server.stop(SIGTERM, std::chrono::seconds(10)) == 0);
 }

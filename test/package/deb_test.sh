@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian package: cpack builds offerd_<version>_<arch>.deb from the build tree; its files,
-# control fields (Depends on the Boost 1.81 runtime, libssl3, libpq5 when linked), conffiles and
+# control fields (Depends on the Boost 1.81 runtime, libssl3, libpq5 and libtcmalloc-minimal4 when linked), conffiles and
 # maintainer scripts are as intended; unpacked with dpkg -x its offerd runs and reads its own
 # default config; the unit passes systemd-analyze verify where systemd-analyze exists.
 # With OFFERD_TEST_DPKG_INSTALL=1 (CI, as root) it is also installed with dpkg -i, started with
@@ -51,6 +51,9 @@ for dep in libboost-json1.81.0 libboost-log1.81.0 libboost-program-options1.81.0
 done
 if readelf -d "$build/offerd" 2>/dev/null | grep -q 'NEEDED.*libpq\.so'; then
   grep -qxF libpq5 <<<"$names" || fail "offerd links libpq but Depends lacks libpq5: $depends"
+fi
+if readelf -d "$build/offerd" 2>/dev/null | grep -q 'NEEDED.*libtcmalloc_minimal\.so'; then
+  grep -qxF libtcmalloc-minimal4 <<<"$names" || fail "offerd links tcmalloc but Depends lacks libtcmalloc-minimal4: $depends"
 fi
 ! grep -q -- '-dev$' <<<"$names" || fail "Depends names a -dev package: $depends"
 for script in postinst prerm postrm conffiles; do
