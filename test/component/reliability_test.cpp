@@ -34,6 +34,31 @@ std::size_t count_events(test_app& app, std::string_view name) {
         if (json::parse(line).at("event") == json::string_view(name.data(), name.size())) ++n;
     return n;
 }
+
+// n offer requests at once, of the members member(0..n-1), each on a connection of its own;
+// their statuses and whether each carried Retry-After, in the order they were answered.
+struct burst_answer {
+    unsigned status;
+    bool retry_after;
+};
+std::vector<burst_answer> offer_burst(std::uint16_t port, int n, const std::function<std::string(int)>& member) {
+    std::vector<burst_answer> answers;
+    asio::io_context ctx;
+    client_limits patient;
+    patient.timeout = std::chrono::seconds(20);  // the last of 20 serial turns waits 2 s
+    for (int i = 0; i < n; ++i)
+        asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
+            http_client client(ctx.get_executor(), url{"127.0.0.1", port, ""}, patient);
+            const std::string body = txn_body(member(i));
+            auto res = co_await client.send(http::verb::post, "/member/offer", body, call_options{{}, deadline::after(std::chrono::seconds(20)), {}, {}});
+            answers.push_back({res ? res->result_int() : 0u, res && res->find(http::field::retry_after) != res->end()});
+        }, asio::detached);
+    ctx.run_for(std::chrono::seconds(30));
+    return answers;
+}
+std::ptrdiff_t count_status(const std::vector<burst_answer>& a, unsigned status) {
+    return std::count_if(a.begin(), a.end(), [&](const burst_answer& x) { return x.status == status; });
+}
 }  // namespace
 
 TEST_CASE("a 503 from prediction is retried and the request succeeds", "[component]") {
@@ -275,28 +300,8 @@ TEST_CASE("while shedding, a member with a request waiting for its turn gets 429
         c.orchestrator.admission.max_in_flight = 40;
     });
     const auto port = app.port(role::orchestrator);
-    struct answer {
-        unsigned status;
-        bool retry_after;
-    };
-    const auto burst = [&](int n, const std::function<std::string(int)>& member) {
-        std::vector<answer> answers;
-        asio::io_context ctx;
-        client_limits patient;
-        patient.timeout = std::chrono::seconds(20);  // the last of 20 serial turns waits 2 s
-        for (int i = 0; i < n; ++i)
-            asio::co_spawn(ctx, [&, i]() -> asio::awaitable<void> {
-                http_client client(ctx.get_executor(), url{"127.0.0.1", port, ""}, patient);
-                const std::string body = txn_body(member(i));
-                auto res = co_await client.send(http::verb::post, "/member/offer", body, call_options{{}, deadline::after(std::chrono::seconds(20)), {}, {}});
-                answers.push_back({res ? res->result_int() : 0u, res && res->find(http::field::retry_after) != res->end()});
-            }, asio::detached);
-        ctx.run_for(std::chrono::seconds(30));
-        return answers;
-    };
-    const auto count = [](const std::vector<answer>& a, unsigned status) {
-        return std::count_if(a.begin(), a.end(), [&](const answer& x) { return x.status == status; });
-    };
+    const auto burst = [port](int n, const std::function<std::string(int)>& member) { return offer_burst(port, n, member); };
+    const auto count = count_status;
     // 41 members at once: one is refused, so the orchestrator is shedding for the next second.
     const auto first = burst(41, [](int i) { return "SPREAD" + std::to_string(i); });
     REQUIRE(first.size() == 41);
@@ -308,7 +313,7 @@ TEST_CASE("while shedding, a member with a request waiting for its turn gets 429
     CHECK(count(hot, 429) == 10);
     for (const auto& a : hot)
         if (a.status == 429) CHECK(a.retry_after);
-    // Without shedding a member's queue is not bounded: 20 at once are all served.
+    // Neither shedding nor near the limit (20 of 40), a member's queue is not bounded: all 20 are served.
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     const auto calm = burst(20, [](int) { return std::string("HOT2"); });
     REQUIRE(calm.size() == 20);
@@ -316,4 +321,33 @@ TEST_CASE("while shedding, a member with a request waiting for its turn gets 429
         INFO("status " << a.status);
         CHECK(a.status == 200);
     }
+}
+
+TEST_CASE("near its limit without shedding, a member with a request waiting for its turn gets 429 for more", "[component]") {
+    // Predictions take 300 ms; 12 offer requests fit.
+    const auto pred = slow_prediction(std::chrono::milliseconds(300));
+    test_app app(without(role::prediction), [&](app_config& c) {
+        c.orchestrator.prediction_url = pred->url();
+        c.orchestrator.admission.max_in_flight = 12;
+    });
+    const auto port = app.port(role::orchestrator);
+    // Other members hold 9 of the 12 slots, three quarters of the limit.
+    std::vector<burst_answer> spread;
+    std::thread others([&] { spread = offer_burst(port, 9, [](int i) { return "NEAR" + std::to_string(i); }); });
+    double in_flight = 0;
+    for (int i = 0; i < 500 && in_flight < 9; ++i) {
+        in_flight = metric_sample(get(port, "/metrics").body, "offerd_in_flight_requests");
+        if (in_flight < 9) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(in_flight == 9);
+    // 3 of one member at once: one holds its turn, one waits, the third is refused with 429.
+    const auto hot = offer_burst(port, 3, [](int) { return std::string("HOTNEAR"); });
+    others.join();
+    REQUIRE(hot.size() == 3);
+    CHECK(count_status(hot, 200) == 2);
+    CHECK(count_status(hot, 429) == 1);
+    REQUIRE(spread.size() == 9);
+    CHECK(count_status(spread, 200) == 9);
+    // The limit refused nothing: the bound came from the load, not from shedding.
+    CHECK(metric_sample(get(port, "/metrics").body, "offerd_admission_shed_total") == 0.0);
 }
