@@ -35,6 +35,15 @@ std::size_t count_events(test_app& app, std::string_view name) {
     return n;
 }
 
+// The admission tests' set-up: the orchestrator calls `pred` for its predictions and admits at
+// most `max_in_flight` offer requests at once.
+std::function<void(app_config&)> predicting_with(const fake_upstream& pred, std::size_t max_in_flight) {
+    return [url = pred.url(), max_in_flight](app_config& c) {
+        c.orchestrator.prediction_url = url;
+        c.orchestrator.admission.max_in_flight = max_in_flight;
+    };
+}
+
 // n offer requests at once, of the members member(0..n-1), each on a connection of its own;
 // their statuses and whether each carried Retry-After, in the order they were answered.
 struct burst_answer {
@@ -190,10 +199,7 @@ TEST_CASE("at twice its in-flight capacity the orchestrator answers the admitted
     // Every prediction takes 150 ms (without blocking the fake's thread), so 16 simultaneous
     // requests overlap; capacity is 8.
     const auto pred = slow_prediction(std::chrono::milliseconds(150));
-    test_app app(without(role::prediction), [&](app_config& c) {
-        c.orchestrator.prediction_url = pred->url();
-        c.orchestrator.admission.max_in_flight = 8;
-    });
+    test_app app(without(role::prediction), predicting_with(*pred, 8));
     asio::io_context ctx;
     std::vector<unsigned> statuses;
     std::vector<std::chrono::milliseconds> took;
@@ -233,10 +239,7 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, keeps the served connec
     // (a client that ignores Retry-After): at most 4 are served at a time, the rest are shed, and
     // a shed connection's next request waits (at most its Retry-After second) in the shed lane.
     const auto pred = slow_prediction(std::chrono::milliseconds(100));
-    test_app app(without(role::prediction), [&](app_config& c) {
-        c.orchestrator.prediction_url = pred->url();
-        c.orchestrator.admission.max_in_flight = 4;  // below --admission-min-limit: the limit is 4
-    });
+    test_app app(without(role::prediction), predicting_with(*pred, 4));  // below --admission-min-limit: the limit is 4
     const auto port = app.port(role::orchestrator);
     const std::size_t rss_before = resident_kib();
     constexpr int connections = 80, per_connection = 3;
@@ -295,27 +298,22 @@ TEST_CASE("at 20x its limit the orchestrator sheds fast, keeps the served connec
 TEST_CASE("while shedding, a member with a request waiting for its turn gets 429 for more, and is served in order again once the shedding is over", "[component]") {
     // Predictions take 100 ms; 40 offer requests are admitted at once.
     const auto pred = slow_prediction(std::chrono::milliseconds(100));
-    test_app app(without(role::prediction), [&](app_config& c) {
-        c.orchestrator.prediction_url = pred->url();
-        c.orchestrator.admission.max_in_flight = 40;
-    });
+    test_app app(without(role::prediction), predicting_with(*pred, 40));
     const auto port = app.port(role::orchestrator);
-    const auto burst = [port](int n, const std::function<std::string(int)>& member) { return offer_burst(port, n, member); };
-    const auto count = count_status;
     // 41 members at once: one is refused, so the orchestrator is shedding for the next second.
-    const auto first = burst(41, [](int i) { return "SPREAD" + std::to_string(i); });
+    const auto first = offer_burst(port, 41, [](int i) { return "SPREAD" + std::to_string(i); });
     REQUIRE(first.size() == 41);
-    CHECK(count(first, 503) >= 1);
+    CHECK(count_status(first, 503) >= 1);
     // 12 requests of one member at once: one holds its turn (100 ms), one waits, 10 are refused.
-    const auto hot = burst(12, [](int) { return std::string("HOT"); });
+    const auto hot = offer_burst(port, 12, [](int) { return std::string("HOT"); });
     REQUIRE(hot.size() == 12);
-    CHECK(count(hot, 200) == 2);
-    CHECK(count(hot, 429) == 10);
+    CHECK(count_status(hot, 200) == 2);
+    CHECK(count_status(hot, 429) == 10);
     for (const auto& a : hot)
         if (a.status == 429) CHECK(a.retry_after);
     // Neither shedding nor near the limit (20 of 40), a member's queue is not bounded: all 20 are served.
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-    const auto calm = burst(20, [](int) { return std::string("HOT2"); });
+    const auto calm = offer_burst(port, 20, [](int) { return std::string("HOT2"); });
     REQUIRE(calm.size() == 20);
     for (const auto& a : calm) {
         INFO("status " << a.status);
@@ -326,10 +324,7 @@ TEST_CASE("while shedding, a member with a request waiting for its turn gets 429
 TEST_CASE("near its limit without shedding, a member with a request waiting for its turn gets 429 for more", "[component]") {
     // Predictions take 300 ms; 12 offer requests fit.
     const auto pred = slow_prediction(std::chrono::milliseconds(300));
-    test_app app(without(role::prediction), [&](app_config& c) {
-        c.orchestrator.prediction_url = pred->url();
-        c.orchestrator.admission.max_in_flight = 12;
-    });
+    test_app app(without(role::prediction), predicting_with(*pred, 12));
     const auto port = app.port(role::orchestrator);
     // Other members hold 9 of the 12 slots, three quarters of the limit.
     std::vector<burst_answer> spread;
